@@ -1,1 +1,94 @@
-/* placeholder */
+/* comm.c — MPI helpers (see comm.h). */
+#define _GNU_SOURCE /* sched_getaffinity */
+#include "gradguard/comm.h"
+
+#include <limits.h>
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gradguard/error.h"
+
+int gg_comm_init(gg_comm_t *c, MPI_Comm comm) {
+  memset(c, 0, sizeof *c);
+  c->comm = MPI_COMM_NULL;
+  c->node = MPI_COMM_NULL;
+  if (MPI_Comm_dup(comm, &c->comm) != MPI_SUCCESS) return gg_err_set(GG_ECOMM, "MPI_Comm_dup failed");
+  MPI_Comm_rank(c->comm, &c->rank);
+  MPI_Comm_size(c->comm, &c->size);
+  if (MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &c->node) !=
+      MPI_SUCCESS)
+    return gg_err_set(GG_ECOMM, "MPI_Comm_split_type failed");
+  MPI_Comm_rank(c->node, &c->local_rank);
+  MPI_Comm_size(c->node, &c->local_size);
+  int len = 0;
+  MPI_Get_processor_name(c->host, &len);
+  return 0;
+}
+
+void gg_comm_free(gg_comm_t *c) {
+  int fin = 0;
+  MPI_Finalized(&fin);
+  if (!fin) {
+    if (c->node != MPI_COMM_NULL && c->node != 0) MPI_Comm_free(&c->node);
+    if (c->comm != MPI_COMM_NULL && c->comm != 0) MPI_Comm_free(&c->comm);
+  }
+  c->node = c->comm = MPI_COMM_NULL;
+}
+
+int gg_comm_agree(const gg_comm_t *c, int status, int *failed_rank) {
+  /* MINLOC over (failing rank or INT_MAX, code): the lowest failing rank
+   * wins and carries its code along. */
+  struct { int val, loc; } in = {status ? c->rank : INT_MAX, status}, out;
+  if (MPI_Allreduce(&in, &out, 1, MPI_2INT, MPI_MINLOC, c->comm) != MPI_SUCCESS) {
+    if (failed_rank) *failed_rank = c->rank;
+    return gg_err_set(GG_ECOMM, "MPI_Allreduce failed while agreeing on a status");
+  }
+  if (failed_rank) *failed_rank = out.val == INT_MAX ? -1 : out.val;
+  return out.val == INT_MAX ? 0 : out.loc;
+}
+
+int gg_comm_allreduce_sum(const gg_comm_t *c, float *buf, size_t n) {
+  /* MPI counts are int: sum in pieces for buffers beyond 2^31 elements. */
+  while (n > 0) {
+    int cnt = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+    if (MPI_Allreduce(MPI_IN_PLACE, buf, cnt, MPI_FLOAT, MPI_SUM, c->comm) != MPI_SUCCESS)
+      return gg_err_set(GG_ECOMM, "MPI_Allreduce of the gradient failed");
+    buf += cnt;
+    n -= (size_t)cnt;
+  }
+  return 0;
+}
+
+int gg_comm_allreduce_sum_d(const gg_comm_t *c, double *buf, size_t n) {
+  if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, c->comm) != MPI_SUCCESS)
+    return gg_err_set(GG_ECOMM, "MPI_Allreduce failed");
+  return 0;
+}
+
+/* FNV-1a over the bytes; collisions between differing replicas are
+ * astronomically unlikely and the check is a diagnostic, not a proof. */
+static uint64_t gg__fnv1a(const void *buf, size_t n) {
+  const unsigned char *p = buf;
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+int gg_comm_identical(const gg_comm_t *c, const void *buf, size_t n) {
+  /* min of (h, ~h) over ranks gives min h and ~max h in one allreduce */
+  uint64_t h = gg__fnv1a(buf, n), v[2] = {h, ~h};
+  MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MIN, c->comm);
+  return v[0] == ~v[1];
+}
+
+int gg_comm_default_threads(const gg_comm_t *c) {
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t set;
+  int mine = (int)online;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) mine = CPU_COUNT(&set);
+  int share = (int)(online / (c->local_size > 0 ? c->local_size : 1));
+  int t = mine < share ? mine : share;
+  return t < 1 ? 1 : t;
+}

@@ -1,1 +1,387 @@
-/* placeholder */
+/* train.c — the data-parallel training loop (see train.h). */
+#include "gradguard/train.h"
+
+#include <cblas.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gradguard/ckpt.h"
+#include "gradguard/error.h"
+#include "gradguard/init.h"
+#include "gradguard/log.h"
+#include "gradguard/progress.h"
+
+#define GG_STATS_ROWS 1024
+#define GG_STATS_HISTS 16
+
+/* mkdir -p for the run folder. */
+static int gg__mkdirs(const char *path) {
+  if (strlen(path) >= GG_PATH_MAX + 32) return errno = ENAMETOOLONG, -1;
+  char buf[GG_PATH_MAX + 32];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+  return 0;
+}
+
+/* Everything that can fail on one rank alone; the caller agrees. */
+static int gg__trainer_setup(gg_trainer_t *t) {
+  const gg_config_t *cfg = t->cfg;
+  const gg_comm_t *comm = t->comm;
+  int rc = gg_arch_init(&t->arch, cfg->widths, cfg->n_widths, cfg->activation, cfg->loss);
+  if (rc) return rc;
+  if (cfg->batch % comm->size)
+    return gg_err_set(GG_EUSAGE, "--batch %ld does not divide over %d ranks (use a multiple of %d)",
+                      cfg->batch, comm->size, comm->size);
+  if ((rc = gg_data_load(&t->train, cfg->data))) return rc;
+  if ((rc = gg_data_check_fit(&t->train, &t->arch, cfg->data))) return rc;
+  if (cfg->val_data[0]) {
+    if ((rc = gg_data_load(&t->val, cfg->val_data))) return rc;
+    if ((rc = gg_data_check_fit(&t->val, &t->arch, cfg->val_data))) return rc;
+    t->has_val = 1;
+  }
+  if ((size_t)cfg->batch > t->train.n)
+    return gg_err_set(GG_EUSAGE, "--batch %ld is larger than the %zu samples of %s", cfg->batch,
+                      t->train.n, cfg->data);
+  if ((rc = gg_sampler_init(&t->sampler, t->train.n, cfg->batch, cfg->seed))) return rc;
+
+  const gg_arch_t *a = &t->arch;
+  int L = a->n_layers, D = a->widths[0], K = a->widths[L];
+  t->local_batch = (int)(cfg->batch / comm->size);
+  t->n_extra = GG_EXTRA_SAT + (size_t)L;
+  t->params = calloc(a->n_params, sizeof *t->params);
+  t->grads = calloc(a->n_params + t->n_extra, sizeof *t->grads);
+  t->xb = malloc((size_t)t->local_batch * (size_t)D * sizeof *t->xb);
+  t->tb = malloc((size_t)t->local_batch * (size_t)K * sizeof *t->tb);
+  t->lb = malloc((size_t)t->local_batch * sizeof *t->lb);
+  t->sat = calloc((size_t)L, sizeof *t->sat);
+  t->sat_total = calloc((size_t)L, sizeof *t->sat_total);
+  t->hist = calloc((size_t)L * GG_HIST_BINS, sizeof *t->hist);
+  if (!t->params || !t->grads || !t->xb || !t->tb || !t->lb || !t->sat || !t->sat_total || !t->hist)
+    return gg_err_set(GG_ENOMEM, "out of memory for %zu parameters", a->n_params);
+  int cap = t->local_batch > 256 ? t->local_batch : 256;
+  if ((rc = gg_ws_init(&t->ws, a, cap))) return rc;
+  for (int l = 0; l < L; l++) t->sat_total[l] = (double)cfg->batch * a->widths[l + 1];
+
+  if (cfg->init_from[0]) rc = gg_ckpt_read_params(cfg->init_from, a, t->params);
+  else rc = gg_init_params(a, &cfg->init, cfg->seed, t->params);
+  if (rc) return rc;
+  if ((rc = gg_optim_init(&t->opt, cfg->optimizer, a->n_params, cfg->momentum, cfg->beta1,
+                          cfg->beta2, cfg->eps, cfg->weight_decay)))
+    return rc;
+  gg_clip_cfg_t cc = {cfg->clip_norm, cfg->clip_value, cfg->clip_layer_norm, cfg->agc,
+                      cfg->autoclip, cfg->weight_clip, cfg->max_norm};
+  if ((rc = gg_clip_init(&t->clip, a, &cc))) return rc;
+  if ((rc = gg_stats_init(&t->stats, L, GG_STATS_ROWS, GG_STATS_HISTS))) return rc;
+
+  if (comm->rank == 0) {
+    char ck[GG_PATH_MAX + 16];
+    snprintf(ck, sizeof ck, "%s/checkpoints", cfg->run_dir);
+    if (gg__mkdirs(ck))
+      return gg_err_set(GG_ECANTCREAT, "%s: cannot create run folder: %s", ck, strerror(errno));
+  }
+  long spe = t->sampler.steps_per_epoch;
+  t->total_steps = cfg->steps > 0 ? cfg->steps : cfg->epochs * spe;
+  t->n_epochs = (t->total_steps + spe - 1) / spe;
+  return 0;
+}
+
+int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *comm,
+                    int *failed_rank) {
+  memset(t, 0, sizeof *t);
+  t->cfg = cfg;
+  t->comm = comm;
+  int threads = cfg->threads > 0 ? (int)cfg->threads : gg_comm_default_threads(comm);
+  openblas_set_num_threads(threads);
+  int rc = gg__trainer_setup(t);
+  rc = gg_comm_agree(comm, rc, failed_rank);
+  if (rc) return rc;
+  /* Every rank computed the same initial weights; prove it once (cheap). */
+  if (!gg_comm_identical(comm, t->params, t->arch.n_params * sizeof *t->params)) {
+    if (failed_rank) *failed_rank = 0;
+    return gg_err_set(GG_EINTERNAL, "initial weights differ between ranks");
+  }
+  GG_LOG0(2, "threads per rank: %d\n", threads);
+  return 0;
+}
+
+void gg_trainer_free(gg_trainer_t *t) {
+  gg_arch_free(&t->arch);
+  free(t->params);
+  free(t->grads);
+  gg_optim_free(&t->opt);
+  gg_clip_free(&t->clip);
+  gg_stats_free(&t->stats);
+  gg_ws_free(&t->ws);
+  gg_data_free(&t->train);
+  gg_data_free(&t->val);
+  gg_sampler_free(&t->sampler);
+  free(t->xb);
+  free(t->tb);
+  free(t->lb);
+  free(t->sat);
+  free(t->sat_total);
+  free(t->hist);
+  memset(t, 0, sizeof *t);
+}
+
+/* Is step s (1-based) a statistics / histogram step? */
+static int gg__every(long s, long every) { return every > 0 && (s == 1 || s % every == 0); }
+
+int gg_trainer_step(gg_trainer_t *t) {
+  const gg_config_t *cfg = t->cfg;
+  const gg_arch_t *a = &t->arch;
+  const int L = a->n_layers, K = a->widths[L], m = t->local_batch;
+  const size_t n = a->n_params;
+  const long s = t->step + 1, B = cfg->batch;
+  int want_stats = gg__every(s, cfg->stats_every) || (cfg->print_stats && s % cfg->print_stats == 0);
+
+  /* local forward/backward of this rank's slice of global batch s */
+  const uint32_t *idx = gg_sampler_slice(&t->sampler, t->epoch, t->batch_in_epoch, t->comm->rank,
+                                         t->comm->size);
+  gg_data_gather(&t->train, idx, m, t->xb, t->tb, t->lb);
+  gg_nn_forward(a, t->params, t->xb, m, &t->ws);
+  long correct = 0;
+  double lsum = gg_loss_eval(a->loss, t->ws.z[L - 1], m, K, t->tb, t->lb, t->ws.d0, &correct);
+  if (want_stats) memset(t->sat, 0, (size_t)L * sizeof *t->sat);
+  gg_nn_backward(a, t->params, t->xb, m, &t->ws, t->ws.d0, t->grads, 0, want_stats ? t->sat : NULL);
+
+  /* one allreduce: gradient sum and the extras */
+  float *g = t->grads, *x = g + n;
+  x[GG_EXTRA_LOSS] = (float)lsum;
+  x[GG_EXTRA_CORRECT] = (float)correct;
+  x[GG_EXTRA_STOP] = t->stop_request && *t->stop_request ? 1.0f : 0.0f;
+  for (int l = 0; l < L; l++) x[GG_EXTRA_SAT + l] = (float)t->sat[l];
+  int rc = gg_comm_allreduce_sum(t->comm, g, n + t->n_extra);
+  if (rc) return rc;
+  for (int l = 0; l < L; l++) t->sat[l] = x[GG_EXTRA_SAT + l];
+  t->loss = x[GG_EXTRA_LOSS] / (double)B;
+  t->accuracy = a->loss == GG_LOSS_MSE ? NAN
+                : x[GG_EXTRA_CORRECT] / (double)(B * (a->loss == GG_LOSS_BCE ? K : 1));
+  t->lr = gg_sched_lr(&cfg->schedule, cfg->lr, s, t->total_steps);
+
+  /* measure the averaged gradient (scale 1/B), decide on non-finite values */
+  const float scale = 1.0f / (float)B;
+  gg_clip_measure(&t->clip, g, t->params, scale, &t->res);
+  int update = 1;
+  if (t->res.nonfinite) {
+    if (cfg->nonfinite == GG_NONFINITE_ABORT) {
+      int bad = 0;
+      for (int l = 0; l < L; l++)
+        if (!isfinite(t->clip.layer_g2[l])) { bad = l; break; }
+      return gg_err_set(GG_ENONFINITE,
+                        "step %ld: the averaged gradient has NaN/Inf values (first in layer %d); "
+                        "stopping as --nonfinite abort asks", s, bad);
+    }
+    t->n_skipped++;
+    if (cfg->nonfinite == GG_NONFINITE_ZERO) {
+      memset(g, 0, n * sizeof *g);
+      gg_clip_result_t raw = t->res;
+      gg_clip_measure(&t->clip, g, t->params, scale, &t->res);
+      t->res.grad_norm = raw.grad_norm;
+      t->res.nonfinite = 1;
+    } else {
+      update = 0;
+    }
+  }
+  if (update) {
+    int nf = t->res.nonfinite;
+    double raw_norm = t->res.grad_norm;
+    t->res.nonfinite = 0;
+    if ((rc = gg_clip_plan(&t->clip, scale, &t->res))) return rc;
+    gg_optim_begin(&t->opt, t->lr);
+    gg_clip_apply_update(&t->clip, &t->opt, t->params, g, &t->res);
+    t->res.nonfinite = nf;
+    t->res.grad_norm = raw_norm;
+  } else {
+    t->res.clip_coef = 1;
+    t->res.grad_norm_clipped = NAN;
+    t->res.clipped_fraction = 0;
+  }
+
+  if (want_stats) {
+    if (t->stats.n == t->stats.cap) gg_stats_clear(&t->stats); /* drained by the writer in time */
+    if ((rc = gg_stats_record(&t->stats, s, t->loss, t->lr, &t->res, &t->clip, t->sat,
+                              t->sat_total)))
+      return rc;
+  }
+  if (gg__every(s, cfg->hist_every)) {
+    gg_clip_histogram(&t->clip, g, scale, t->hist);
+    if (t->stats.hist_n == t->stats.hist_cap) gg_stats_clear(&t->stats);
+    if ((rc = gg_stats_record_hist(&t->stats, s, t->hist))) return rc;
+  }
+
+  if (cfg->verify_sync > 0 && s % cfg->verify_sync == 0 &&
+      !gg_comm_identical(t->comm, t->params, n * sizeof *t->params))
+    return gg_err_set(GG_EINTERNAL, "step %ld: --verify-sync found ranks holding different weights",
+                      s);
+
+  /* advance the position */
+  t->step = s;
+  t->samples_seen += B;
+  if (++t->batch_in_epoch == t->sampler.steps_per_epoch) {
+    t->batch_in_epoch = 0;
+    t->epoch++;
+  }
+  if (x[GG_EXTRA_STOP] > 0) return GG_EINTERRUPTED;
+  return 0;
+}
+
+/* Loss sum and correct count of rows [begin, end) of d, in chunks of the
+ * workspace. Not collective. */
+static void gg__eval_range(const gg_arch_t *a, const float *params, gg_ws_t *ws,
+                           const gg_data_t *d, size_t begin, size_t end, double *lsum,
+                           double *correct) {
+  int L = a->n_layers, K = a->widths[L];
+  for (size_t i = begin; i < end; i += (size_t)ws->cap) {
+    int m = (int)(end - i < (size_t)ws->cap ? end - i : (size_t)ws->cap);
+    long c = 0;
+    gg_nn_forward(a, params, d->X + i * (size_t)d->d, m, ws);
+    *lsum += gg_loss_eval(a->loss, ws->z[L - 1], m, K, d->y ? d->y + i * (size_t)d->k : NULL,
+                          d->labels ? d->labels + i : NULL, NULL, &c);
+    *correct += (double)c;
+  }
+}
+
+static int gg__eval_reduce(const gg_comm_t *comm, const gg_arch_t *a, const float *params,
+                           gg_ws_t *ws, const gg_data_t *d, double *loss, double *accuracy) {
+  size_t N = d->n, P = (size_t)comm->size, r = (size_t)comm->rank;
+  double v[2] = {0, 0};
+  gg__eval_range(a, params, ws, d, N * r / P, N * (r + 1) / P, &v[0], &v[1]);
+  int rc = gg_comm_allreduce_sum_d(comm, v, 2);
+  if (rc) return rc;
+  int K = a->widths[a->n_layers];
+  *loss = v[0] / (double)N;
+  *accuracy = a->loss == GG_LOSS_MSE ? NAN
+              : v[1] / ((double)N * (a->loss == GG_LOSS_BCE ? K : 1));
+  return 0;
+}
+
+int gg_trainer_evaluate(gg_trainer_t *t, const gg_data_t *d, double *loss, double *accuracy) {
+  return gg__eval_reduce(t->comm, &t->arch, t->params, &t->ws, d, loss, accuracy);
+}
+
+int gg_eval_dataset(const gg_comm_t *comm, const gg_arch_t *arch, const float *params,
+                    const gg_data_t *d, double *loss, double *accuracy) {
+  gg_ws_t ws;
+  int rc = gg_ws_init(&ws, arch, 512);
+  rc = gg_comm_agree(comm, rc, NULL);
+  if (rc) {
+    gg_ws_free(&ws);
+    return rc;
+  }
+  rc = gg__eval_reduce(comm, arch, params, &ws, d, loss, accuracy);
+  gg_ws_free(&ws);
+  return rc;
+}
+
+/* Delete all but the newest `keep` step-*.h5 of the folder (rank 0). */
+static void gg__prune(const char *dir, long keep) {
+  DIR *dh = opendir(dir);
+  if (!dh) return;
+  long steps[4096];
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(dh)) && n < 4096) {
+    long s;
+    char tail[8];
+    if (sscanf(e->d_name, "step-%8ld.h%1[5]", &s, tail) == 2 && strlen(e->d_name) == 16) steps[n++] = s;
+  }
+  closedir(dh);
+  for (int i = 0; i < n; i++) {
+    int newer = 0;
+    for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
+    if (newer >= keep) {
+      char p[GG_PATH_MAX + 64];
+      snprintf(p, sizeof p, "%s/step-%08ld.h5", dir, steps[i]);
+      unlink(p);
+    }
+  }
+}
+
+int gg_trainer_checkpoint(gg_trainer_t *t, int *failed_rank) {
+  int rc = 0;
+  if (t->comm->rank == 0) {
+    char dir[GG_PATH_MAX + 16], path[GG_PATH_MAX + 48];
+    static char ini[1 << 16];
+    snprintf(dir, sizeof dir, "%s/checkpoints", t->cfg->run_dir);
+    snprintf(path, sizeof path, "%s/step-%08ld.h5", dir, t->step);
+    rc = gg_config_to_ini(t->cfg, ini, sizeof ini);
+    gg_ckpt_meta_t meta = {t->step, t->epoch, t->batch_in_epoch, t->samples_seen,
+                           t->comm->size, t->cfg->seed, ini};
+    if (!rc) rc = gg_ckpt_write(path, &t->arch, t->params, &t->opt, &meta);
+    if (!rc) gg__prune(dir, t->cfg->keep);
+  }
+  return gg_comm_agree(t->comm, rc, failed_rank);
+}
+
+int gg_trainer_run(gg_trainer_t *t, int *failed_rank) {
+  const gg_config_t *cfg = t->cfg;
+  gg_progress_t prog;
+  gg_progress_init(&prog, t->step, t->total_steps, cfg->progress_every);
+  double epoch_loss = 0, t_epoch = gg_now();
+  long epoch_steps = 0, last_ckpt = -1;
+  int rc = 0;
+  *failed_rank = -1;
+  while (t->step < t->total_steps) {
+    long epoch_before = t->epoch;
+    rc = gg_trainer_step(t);
+    if (rc && rc != GG_EINTERRUPTED) {
+      /* every rank took the same decision on the same reduced data; rank 0 reports */
+      *failed_rank = 0;
+      gg_progress_line(&prog, "\n");
+      return rc;
+    }
+    if (t->res.nonfinite)
+      gg_progress_line(&prog, "warning: step %ld: non-finite gradient, %s (%ld so far)\n", t->step,
+                       cfg->nonfinite == GG_NONFINITE_SKIP ? "update skipped" : "gradient zeroed",
+                       t->n_skipped);
+    epoch_loss += t->loss;
+    epoch_steps++;
+    int last = t->step == t->total_steps;
+    gg_progress_update(&prog, t->step, epoch_before + 1, t->n_epochs, t->loss, t->res.grad_norm,
+                       t->res.clip_coef, cfg->batch, last);
+    if (cfg->print_stats && t->step % cfg->print_stats == 0 && t->comm->rank == 0) {
+      gg_progress_line(&prog, "%s", "");
+      gg_stats_print(&t->stats, stdout);
+    }
+    if (t->epoch != epoch_before || last) {
+      char val[128] = "";
+      if (t->has_val) {
+        double vl, va;
+        int erc = gg_trainer_evaluate(t, &t->val, &vl, &va);
+        if (erc) return *failed_rank = 0, erc;
+        if (isnan(va)) snprintf(val, sizeof val, "  val loss %.4f", vl);
+        else snprintf(val, sizeof val, "  val loss %.4f  val acc %.4f", vl, va);
+      }
+      gg_progress_line(&prog, "epoch %ld/%ld  step %ld  train loss %.4f%s  (%.1f s)\n",
+                       epoch_before + 1, t->n_epochs, t->step, epoch_loss / (double)epoch_steps,
+                       val, gg_now() - t_epoch);
+      epoch_loss = 0;
+      epoch_steps = 0;
+      t_epoch = gg_now();
+    }
+    if (t->step % cfg->ckpt_every == 0 || last || rc == GG_EINTERRUPTED) {
+      int crc = gg_trainer_checkpoint(t, failed_rank);
+      if (crc) return crc;
+      last_ckpt = t->step;
+    }
+    if (rc == GG_EINTERRUPTED) return rc;
+  }
+  if (last_ckpt != t->step) {
+    int crc = gg_trainer_checkpoint(t, failed_rank);
+    if (crc) return crc;
+  }
+  return 0;
+}

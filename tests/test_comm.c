@@ -1,1 +1,104 @@
-int main(void){return 0;}
+/* test_comm.c — MPI helpers at 1, 2 and 4 ranks (run under mpiexec). */
+#include <check.h>
+#include <limits.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gradguard/comm.h"
+#include "gradguard/error.h"
+
+static gg_comm_t C;
+
+START_TEST(init_knows_ranks) {
+  int r, s;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  ck_assert_int_eq(C.rank, r);
+  ck_assert_int_eq(C.size, s);
+  ck_assert_int_ge(C.local_size, 1);
+  ck_assert_int_lt(C.local_rank, C.local_size);
+  ck_assert(C.host[0] != 0);
+}
+END_TEST
+
+START_TEST(agree_all_ok) {
+  int failed = 123;
+  ck_assert_int_eq(gg_comm_agree(&C, 0, &failed), 0);
+  ck_assert_int_eq(failed, -1);
+}
+END_TEST
+
+START_TEST(agree_reports_lowest_failing_rank) {
+  /* each rank in turn fails alone; then the two highest fail with
+   * different codes and the lower one's code wins */
+  for (int bad = 0; bad < C.size; bad++) {
+    int failed = -7;
+    int rc = gg_comm_agree(&C, C.rank == bad ? GG_EDATA : 0, &failed);
+    ck_assert_int_eq(rc, GG_EDATA);
+    ck_assert_int_eq(failed, bad);
+  }
+  if (C.size >= 2) {
+    int status = C.rank == C.size - 1 ? GG_ENOINPUT : C.rank == C.size - 2 ? GG_EIO : 0;
+    int failed;
+    ck_assert_int_eq(gg_comm_agree(&C, status, &failed), GG_EIO);
+    ck_assert_int_eq(failed, C.size - 2);
+  }
+}
+END_TEST
+
+START_TEST(allreduce_sums_in_place) {
+  enum { N = 1000 };
+  float *b = malloc(N * sizeof *b);
+  for (int i = 0; i < N; i++) b[i] = (float)(i + C.rank);
+  ck_assert_int_eq(gg_comm_allreduce_sum(&C, b, N), 0);
+  for (int i = 0; i < N; i++)
+    ck_assert_float_eq(b[i], (float)(C.size * i + C.size * (C.size - 1) / 2));
+  free(b);
+  double d[2] = {1.5, (double)C.rank};
+  ck_assert_int_eq(gg_comm_allreduce_sum_d(&C, d, 2), 0);
+  ck_assert_double_eq(d[0], 1.5 * C.size);
+  ck_assert_double_eq(d[1], C.size * (C.size - 1) / 2.0);
+}
+END_TEST
+
+START_TEST(identical_detects_divergence) {
+  float w[64];
+  for (int i = 0; i < 64; i++) w[i] = (float)i * 0.5f;
+  ck_assert_int_eq(gg_comm_identical(&C, w, sizeof w), 1);
+  if (C.rank == C.size - 1) w[17] = nextafterf(w[17], 100.0f);
+  ck_assert_int_eq(gg_comm_identical(&C, w, sizeof w), C.size == 1);
+}
+END_TEST
+
+START_TEST(default_threads_positive) {
+  int t = gg_comm_default_threads(&C);
+  ck_assert_int_ge(t, 1);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  if (gg_comm_init(&C, MPI_COMM_WORLD)) MPI_Abort(MPI_COMM_WORLD, 1);
+  Suite *s = suite_create("comm");
+  TCase *tc = tcase_create("comm");
+  tcase_add_test(tc, init_knows_ranks);
+  tcase_add_test(tc, agree_all_ok);
+  tcase_add_test(tc, agree_reports_lowest_failing_rank);
+  tcase_add_test(tc, allreduce_sums_in_place);
+  tcase_add_test(tc, identical_detects_divergence);
+  tcase_add_test(tc, default_threads_positive);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_set_fork_status(sr, CK_NOFORK); /* MPI state must stay in this process */
+  srunner_run_all(sr, C.rank == 0 ? CK_NORMAL : CK_SILENT);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  /* a failure on any rank fails the test on every rank */
+  int any = 0;
+  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  gg_comm_free(&C);
+  MPI_Finalize();
+  return any ? 1 : 0;
+}

@@ -1,0 +1,47 @@
+/* comm.h — the MPI side of gradguard: who we are, agreeing on errors, and
+ * summing the flat gradient buffer.
+ *
+ * Every function here is COLLECTIVE over comm->comm unless it says
+ * otherwise: all ranks must call it in the same order.
+ */
+#ifndef GRADGUARD_COMM_H
+#define GRADGUARD_COMM_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+typedef struct {
+  MPI_Comm comm;      /* duplicate of the communicator given to init */
+  int rank, size;
+  MPI_Comm node;      /* ranks sharing this node (MPI_COMM_TYPE_SHARED) */
+  int local_rank, local_size;
+  char host[MPI_MAX_PROCESSOR_NAME];
+} gg_comm_t;
+
+/* Collective. Duplicates `comm` (so library traffic never mixes with the
+ * caller's) and finds the node-local ranks. */
+int gg_comm_init(gg_comm_t *c, MPI_Comm comm);
+/* Collective. Safe on a zeroed struct. */
+void gg_comm_free(gg_comm_t *c);
+
+/* Collective agreement on a status: every rank passes its own code (0 or
+ * GG_E*); all ranks return the code of the LOWEST failing rank (0 if none)
+ * and, if failed_rank != NULL, that rank's number (-1 if none). Use it at
+ * the end of every fallible step so all ranks take the same branch. */
+int gg_comm_agree(const gg_comm_t *c, int status, int *failed_rank);
+
+/* Collective. In-place sum of n floats over all ranks (the gradient
+ * allreduce). Returns 0 or GG_ECOMM. */
+int gg_comm_allreduce_sum(const gg_comm_t *c, float *buf, size_t n);
+
+/* Collective. In-place sum of n doubles. */
+int gg_comm_allreduce_sum_d(const gg_comm_t *c, double *buf, size_t n);
+
+/* Collective. 1 if buf (n bytes) is bitwise identical on every rank. */
+int gg_comm_identical(const gg_comm_t *c, const void *buf, size_t n);
+
+/* Default BLAS threads of this rank: the CPUs this process may use on its
+ * node divided by the ranks on the node, at least 1. Not collective. */
+int gg_comm_default_threads(const gg_comm_t *c);
+
+#endif

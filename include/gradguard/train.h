@@ -1,0 +1,87 @@
+/* train.h — the data-parallel training loop.
+ *
+ * Every rank holds a full replica. One step, on every rank alike:
+ *   gather this rank's slice of the global batch -> forward -> loss ->
+ *   backward (gradient SUM of the slice into the flat gradient buffer) ->
+ *   ONE in-place allreduce of the gradient buffer, whose tail also carries
+ *   the loss sum, correct count, stop flag and saturation counts ->
+ *   measure (scale 1/B: the global-batch mean) -> non-finite policy ->
+ *   clip plan -> fused clip/optimizer/weight-clip/statistics pass.
+ * All ranks see the same reduced buffer and take the same decisions, so the
+ * replicas stay identical without broadcasting weights.
+ *
+ * Functions taking a trainer are COLLECTIVE over trainer->comm.
+ */
+#ifndef GRADGUARD_TRAIN_H
+#define GRADGUARD_TRAIN_H
+
+#include <stdint.h>
+
+#include "gradguard/clip.h"
+#include "gradguard/comm.h"
+#include "gradguard/config.h"
+#include "gradguard/data.h"
+#include "gradguard/nn.h"
+#include "gradguard/optim.h"
+#include "gradguard/stats.h"
+
+/* Offsets of the extras after the gradient in the reduced buffer. */
+enum { GG_EXTRA_LOSS, GG_EXTRA_CORRECT, GG_EXTRA_STOP, GG_EXTRA_SAT };
+
+typedef struct {
+  const gg_config_t *cfg;
+  const gg_comm_t *comm;
+  gg_arch_t arch;
+  float *params;        /* (n_params) flat parameters, layer views in arch */
+  float *grads;         /* (n_params + n_extra): gradient sum, then extras */
+  size_t n_extra;       /* GG_EXTRA_SAT + L */
+  gg_optim_t opt;
+  gg_clip_t clip;
+  gg_stats_t stats;
+  gg_ws_t ws;           /* activations for one local batch */
+  gg_data_t train, val;
+  int has_val;
+  gg_sampler_t sampler;
+  int local_batch;      /* batch / ranks */
+  float *xb, *tb;       /* (local_batch, D), (local_batch, K) */
+  int32_t *lb;          /* (local_batch) */
+  double *sat, *sat_total; /* (L) saturation counts of the step */
+  uint32_t *hist;       /* (L, 64) histogram scratch */
+  /* position */
+  long step;            /* steps done */
+  long total_steps;
+  long epoch, batch_in_epoch; /* of the next step */
+  long n_epochs;        /* epochs the run spans (for display) */
+  int64_t samples_seen;
+  long n_skipped;       /* non-finite steps skipped */
+  /* results of the last step */
+  double loss, accuracy, lr;
+  gg_clip_result_t res;
+  volatile int *stop_request; /* set by a signal handler (may be NULL) */
+} gg_trainer_t;
+
+/* Collective. Loads data, builds the model (init or --init-from), agrees
+ * on the outcome; on error every rank returns the same code and the rank
+ * that failed holds the message (*failed_rank). */
+int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *comm,
+                    int *failed_rank);
+void gg_trainer_free(gg_trainer_t *t);
+
+/* Collective. One optimizer step. GG_ENONFINITE under --nonfinite abort. */
+int gg_trainer_step(gg_trainer_t *t);
+
+/* Collective. Mean loss and accuracy (NAN for mse) of a whole dataset. */
+int gg_trainer_evaluate(gg_trainer_t *t, const gg_data_t *d, double *loss, double *accuracy);
+
+/* Collective. The whole run: steps, progress, validation, checkpoints. */
+int gg_trainer_run(gg_trainer_t *t, int *failed_rank);
+
+/* Collective. Write RUN/checkpoints/step-%08d.h5 from rank 0 and agree. */
+int gg_trainer_checkpoint(gg_trainer_t *t, int *failed_rank);
+
+/* Collective eval over a dataset for `gradguard eval` (no trainer):
+ * splits samples over ranks, returns mean loss and accuracy. */
+int gg_eval_dataset(const gg_comm_t *comm, const gg_arch_t *arch, const float *params,
+                    const gg_data_t *d, double *loss, double *accuracy);
+
+#endif

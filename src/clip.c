@@ -1,0 +1,271 @@
+/* clip.c — gradient control in two passes over memory (see clip.h). */
+#include "gradguard/clip.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gradguard/error.h"
+
+int gg_clip_init(gg_clip_t *c, const gg_arch_t *arch, const gg_clip_cfg_t *cfg) {
+  memset(c, 0, sizeof *c);
+  c->cfg = *cfg;
+  c->arch = arch;
+  int L = arch->n_layers;
+  for (int l = 0; l < L; l++) c->n_rows += (size_t)arch->widths[l + 1] + 1;
+  c->row_begin = malloc((c->n_rows + 1) * sizeof *c->row_begin);
+  c->layer_row = malloc(((size_t)L + 1) * sizeof *c->layer_row);
+  c->row_g2 = calloc(c->n_rows, sizeof *c->row_g2);
+  c->row_w2 = calloc(c->n_rows, sizeof *c->row_w2);
+  c->row_scale = calloc(c->n_rows, sizeof *c->row_scale);
+  c->layer_g2 = calloc((size_t)L, sizeof *c->layer_g2);
+  c->layer_maxabs = calloc((size_t)L, sizeof *c->layer_maxabs);
+  c->layer_acc = calloc((size_t)L, sizeof *c->layer_acc);
+  c->row_acc = cfg->max_norm > 0 ? calloc(c->n_rows, sizeof *c->row_acc) : NULL;
+  if (!c->row_begin || !c->layer_row || !c->row_g2 || !c->row_w2 || !c->row_scale ||
+      !c->layer_g2 || !c->layer_maxabs || !c->layer_acc || (cfg->max_norm > 0 && !c->row_acc)) {
+    gg_clip_free(c);
+    return gg_err_set(GG_ENOMEM, "out of memory for the clipping buffers");
+  }
+  size_t r = 0;
+  for (int l = 0; l < L; l++) {
+    size_t out = (size_t)arch->widths[l + 1], in = (size_t)arch->widths[l];
+    c->layer_row[l] = r;
+    for (size_t j = 0; j < out; j++) c->row_begin[r++] = arch->off[l] + j * in;
+    c->row_begin[r++] = arch->off[l] + out * in; /* the bias */
+  }
+  c->layer_row[L] = r;
+  c->row_begin[r] = arch->n_params;
+  return 0;
+}
+
+void gg_clip_free(gg_clip_t *c) {
+  free(c->row_begin);
+  free(c->layer_row);
+  free(c->row_g2);
+  free(c->row_w2);
+  free(c->row_scale);
+  free(c->layer_g2);
+  free(c->layer_maxabs);
+  free(c->layer_acc);
+  free(c->row_acc);
+  free(c->hist);
+  memset(c, 0, sizeof *c);
+}
+
+/* sum of squares in double and max |x| of one row */
+static inline double gg__row_sumsq(const float *restrict x, size_t n, float *restrict maxabs) {
+  double s = 0;
+  float m = *maxabs;
+  for (size_t i = 0; i < n; i++) {
+    double v = x[i];
+    s += v * v;
+    float a = fabsf(x[i]);
+    m = a > m ? a : m;
+  }
+  *maxabs = m;
+  return s;
+}
+
+void gg_clip_measure(gg_clip_t *c, const float *g, const float *params, float scale,
+                     gg_clip_result_t *res) {
+  const gg_arch_t *a = c->arch;
+  double s2 = (double)scale * (double)scale, total = 0;
+  int bad = 0;
+  for (int l = 0; l < a->n_layers; l++) {
+    float m = 0;
+    double lsum = 0;
+    for (size_t r = c->layer_row[l]; r < c->layer_row[l + 1]; r++) {
+      size_t b = c->row_begin[r], n = c->row_begin[r + 1] - b;
+      double v = gg__row_sumsq(g + b, n, &m) * s2;
+      c->row_g2[r] = v;
+      lsum += v;
+      if (c->cfg.agc > 0) {
+        float unused = 0;
+        c->row_w2[r] = gg__row_sumsq(params + b, n, &unused);
+      }
+    }
+    /* NaN fails every comparison; fabsf of NaN also defeats the max, so
+     * the sum is the reliable witness. */
+    if (!isfinite(lsum) || !isfinite(m)) bad = 1;
+    c->layer_g2[l] = lsum;
+    c->layer_maxabs[l] = m * fabsf(scale);
+    total += lsum;
+  }
+  res->nonfinite = bad;
+  res->grad_norm = bad ? NAN : sqrt(total);
+}
+
+double gg_percentile_sorted(const double *v, size_t n, double p) {
+  double pos = p / 100.0 * (double)(n - 1);
+  size_t lo = (size_t)floor(pos);
+  if (lo >= n - 1) return v[n - 1];
+  double frac = pos - (double)lo;
+  return v[lo] + (v[lo + 1] - v[lo]) * frac;
+}
+
+/* Insert x into the sorted history. */
+static int gg__hist_push(gg_clip_t *c, double x) {
+  if (c->n_hist == c->cap_hist) {
+    size_t cap = c->cap_hist ? 2 * c->cap_hist : 1024;
+    double *h = realloc(c->hist, cap * sizeof *h);
+    if (!h) return gg_err_set(GG_ENOMEM, "out of memory for the autoclip history");
+    c->hist = h;
+    c->cap_hist = cap;
+  }
+  size_t lo = 0, hi = c->n_hist;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (c->hist[mid] <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  memmove(c->hist + lo + 1, c->hist + lo, (c->n_hist - lo) * sizeof *c->hist);
+  c->hist[lo] = x;
+  c->n_hist++;
+  return 0;
+}
+
+int gg_clip_set_history(gg_clip_t *c, const double *v, size_t n) {
+  c->n_hist = 0;
+  for (size_t i = 0; i < n; i++) {
+    int rc = gg__hist_push(c, v[i]);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+int gg_clip_plan(gg_clip_t *c, float scale, gg_clip_result_t *res) {
+  const gg_arch_t *a = c->arch;
+  const gg_clip_cfg_t *k = &c->cfg;
+  /* row_w2[r] (no longer needed once --agc has read it) holds the factor
+   * of row r in double; row_g2 becomes the squared norm after it. */
+  double total = 0;
+  for (int l = 0; l < a->n_layers; l++) {
+    size_t r0 = c->layer_row[l], rb = c->layer_row[l + 1] - 1; /* rb: bias row */
+    double wsum = 0, bsum = 0;
+    for (size_t r = r0; r <= rb; r++) {
+      double f = 1, g2 = c->row_g2[r];
+      if (k->agc > 0) {
+        double wn = sqrt(c->row_w2[r]), gn = sqrt(g2);
+        double maxn = k->agc * (wn > 1e-3 ? wn : 1e-3);
+        if (gn > maxn) f = maxn / (gn > 1e-6 ? gn : 1e-6);
+      }
+      c->row_w2[r] = f;
+      c->row_g2[r] = g2 * f * f;
+      if (r < rb) wsum += c->row_g2[r];
+      else bsum += c->row_g2[r];
+    }
+    if (k->clip_layer_norm > 0) {
+      /* weight and bias are separate tensors, each clipped on its own */
+      double C = k->clip_layer_norm, wn = sqrt(wsum), bn = sqrt(bsum);
+      double fw = C / (wn > C ? wn : C), fb = C / (bn > C ? bn : C);
+      for (size_t r = r0; r <= rb; r++) {
+        double f = r < rb ? fw : fb;
+        c->row_w2[r] *= f;
+        c->row_g2[r] *= f * f;
+      }
+      wsum *= fw * fw;
+      bsum *= fb * fb;
+    }
+    total += wsum + bsum;
+  }
+  double coef = 1;
+  res->autoclip_thresh = 0;
+  double C = k->clip_norm;
+  if (k->autoclip > 0) {
+    int rc = gg__hist_push(c, sqrt(total));
+    if (rc) return rc;
+    C = gg_percentile_sorted(c->hist, c->n_hist, k->autoclip);
+    res->autoclip_thresh = C;
+  }
+  if (C > 0) {
+    double tn = sqrt(total);
+    coef = C / (tn + 1e-6);
+    if (coef > 1) coef = 1;
+  }
+  res->clip_coef = coef;
+  for (size_t r = 0; r < c->n_rows; r++)
+    c->row_scale[r] = (float)(c->row_w2[r] * coef * (double)scale);
+  return 0;
+}
+
+static void gg__acc_add(gg_update_acc_t *d, const gg_update_acc_t *s) {
+  d->g2 += s->g2;
+  d->n_clamped += s->n_clamped;
+  d->w2 += s->w2;
+  d->dw2 += s->dw2;
+  d->wwold += s->wwold;
+  d->wold2 += s->wold2;
+}
+
+void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
+                          gg_clip_result_t *res) {
+  const gg_arch_t *a = c->arch;
+  const gg_clip_cfg_t *k = &c->cfg;
+  float clamp = (float)k->clip_value, wclip = (float)k->weight_clip;
+  /* Rows of a weight share one factor unless --agc made them differ;
+   * --max-norm needs the sums of each row. */
+  int per_row = k->agc > 0 || k->max_norm > 0;
+  double g2 = 0, nclamp = 0;
+  for (int l = 0; l < a->n_layers; l++) {
+    gg_update_acc_t *acc = &c->layer_acc[l];
+    memset(acc, 0, sizeof *acc);
+    size_t r0 = c->layer_row[l], rb = c->layer_row[l + 1] - 1;
+    if (per_row) {
+      for (size_t r = r0; r <= rb; r++) {
+        gg_update_acc_t ra = {0};
+        gg_optim_update(opt, params, g, c->row_begin[r], c->row_begin[r + 1], c->row_scale[r],
+                        clamp, wclip, &ra);
+        if (c->row_acc) c->row_acc[r] = ra;
+        gg__acc_add(acc, &ra);
+      }
+    } else {
+      gg_optim_update(opt, params, g, c->row_begin[r0], c->row_begin[rb], c->row_scale[r0],
+                      clamp, wclip, acc);
+      gg_optim_update(opt, params, g, c->row_begin[rb], c->row_begin[rb + 1], c->row_scale[rb],
+                      clamp, wclip, acc);
+    }
+    if (k->max_norm > 0) {
+      /* Keras MaxNorm on each weight row; the layer sums follow from the
+       * row sums: ||s w'||^2 = s^2 w2, ||s w' - w||^2 = s^2 w2 - 2 s ww + w2old. */
+      for (size_t r = r0; r < rb; r++) {
+        gg_update_acc_t *ra = &c->row_acc[r];
+        double n = sqrt(ra->w2);
+        double s = (n < k->max_norm ? n : k->max_norm) / (n + 1e-7);
+        float sf = (float)s;
+        if (sf == 1.0f) continue; /* multiplying by 1.0f changes nothing */
+        float *w = params + c->row_begin[r];
+        for (size_t i = 0, m = c->row_begin[r + 1] - c->row_begin[r]; i < m; i++) w[i] *= sf;
+        acc->w2 += (s * s - 1) * ra->w2;
+        acc->dw2 += (s * s - 1) * ra->w2 - 2 * (s - 1) * ra->wwold;
+        acc->wwold += (s - 1) * ra->wwold;
+      }
+    }
+    g2 += acc->g2;
+    nclamp += acc->n_clamped;
+  }
+  res->grad_norm_clipped = sqrt(g2);
+  res->clipped_fraction = nclamp / (double)a->n_params;
+}
+
+void gg_clip_histogram(const gg_clip_t *c, const float *g, float scale, uint32_t *hist) {
+  const gg_arch_t *a = c->arch;
+  for (int l = 0; l < a->n_layers; l++) {
+    uint32_t *h = hist + (size_t)l * GG_HIST_BINS;
+    memset(h, 0, GG_HIST_BINS * sizeof *h);
+    const float *x = g + a->off[l];
+    for (size_t i = 0; i < a->size[l]; i++) {
+      float v = fabsf(x[i] * scale);
+      int bin = 0;
+      if (v > 0 && isfinite(v)) {
+        int e;
+        frexpf(v, &e); /* v = m 2^e, m in [0.5, 1): floor(log2 v) = e - 1 */
+        bin = e - 1 - GG_HIST_LO;
+        bin = bin < 0 ? 0 : bin >= GG_HIST_BINS ? GG_HIST_BINS - 1 : bin;
+      } else if (!(v <= 0)) {
+        bin = GG_HIST_BINS - 1; /* Inf and NaN at the top */
+      }
+      h[bin]++;
+    }
+  }
+}
