@@ -59,7 +59,9 @@ int gg_act_parse(const char *name);
 const char *gg_loss_name(gg_loss_t loss);
 int gg_loss_parse(const char *name);
 
-/* Threshold below which an activation derivative counts as saturated. */
+/* Threshold below which an activation derivative counts as saturated:
+ * |f'| < GG_SAT_THRESHOLD (the absolute value matters only for gelu, whose
+ * derivative is negative, down to -0.13, for z < -0.75: not saturated). */
 #define GG_SAT_THRESHOLD 1e-3
 
 /* The shape of a network: type-independent, shared by float and double. */
@@ -92,7 +94,7 @@ typedef struct {
   int cap;        /* max samples per pass */
   gg_real *buf;   /* the one allocation */
   gg_real **z;    /* (L) views, z[l] is (cap, widths[l+1]): pre-activations */
-  gg_real **a;    /* (L) views, a[l] is (cap, widths[l+1]): activations (a[L-1] unused) */
+  gg_real **a;    /* (L) views, a[l] is (cap, widths[l+1]): activations (a[L-1] is NULL) */
   gg_real *d0;    /* (cap, max_width) backward scratch */
   gg_real *d1;    /* (cap, max_width) backward scratch */
   int n_layers;
@@ -105,7 +107,7 @@ void gg_ws_free(gg_ws_t *ws);
 void gg_act_forward(gg_act_t act, const gg_real *z, gg_real *a, size_t n);
 
 /* dz[i] = da[i] * f'(z[i]) given z and a = f(z) (either may be used).
- * dz may alias da. If count_sat, returns how many i have f'(z[i]) <
+ * dz may alias da. If count_sat, returns how many i have |f'(z[i])| <
  * GG_SAT_THRESHOLD, else 0. */
 size_t gg_act_backward(gg_act_t act, const gg_real *z, const gg_real *a,
                        const gg_real *da, gg_real *dz, size_t n, int count_sat);
@@ -115,7 +117,8 @@ size_t gg_act_backward(gg_act_t act, const gg_real *z, const gg_real *a,
  * (unscaled by n) if dz != NULL, and adds to *n_correct (if not NULL) the
  * number of correct predictions: softmax_ce argmax == label; bce counts
  * (sample, output) pairs with (z > 0) == (t > 0.5); mse counts nothing.
- * targets (n, K) are used for mse/bce, labels (n) for softmax_ce. */
+ * targets (n, K) are used for mse/bce, labels (n) for softmax_ce; a label
+ * outside [0, K) makes the sample's loss and dz NaN. */
 double gg_loss_eval(gg_loss_t loss, const gg_real *z, int n, int K,
                     const gg_real *targets, const int32_t *labels, gg_real *dz,
                     long *n_correct);
@@ -126,7 +129,8 @@ void gg_nn_forward(const gg_arch_t *arch, const gg_real *params, const gg_real *
                    int n, gg_ws_t *ws);
 
 /* Backward pass after gg_nn_forward on the same X: dlogits (n, K) is
- * dl/dz of the output layer (may be ws->d0 or ws->d1 - it is consumed).
+ * dl/dz of the output layer (may be ws->d0 or ws->d1 - it is consumed;
+ * any other dlogits must not overlap them and is left unchanged).
  * Writes (accumulate = 0) or adds (accumulate = 1) the gradient of the
  * summed loss into grads (flat, n_params). If sat != NULL, sat[l] receives
  * (is added) the count of saturated (sample, unit) pairs of layer l: the
