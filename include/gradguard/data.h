@@ -49,6 +49,11 @@ void gg_data_free(gg_data_t *data);
  * y_1d). Overwrites path. GG_ECANTCREAT / GG_EIO on failure. */
 int gg_data_write(const char *path, size_t n, int d, const float *X, int k,
                   const float *y, const int32_t *labels, int y_1d);
+/* The same with a choice of layout: deflate 0 writes contiguous datasets
+ * (gg_data_write), 1..9 chunks of about 1 MiB with shuffle + deflate at that
+ * level. GG_EUSAGE for n < 1, d < 1 or a level outside 0..9. */
+int gg_data_write_ex(const char *path, size_t n, int d, const float *X, int k,
+                     const float *y, const int32_t *labels, int y_1d, int deflate);
 
 typedef struct {
   size_t n;          /* samples in the dataset */
