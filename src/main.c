@@ -89,8 +89,12 @@ static int cmd_train(const gg_comm_t *comm, int argc, char **argv) {
     t.stop_request = (volatile int *)&stop_flag;
     rc = gg_trainer_run(&t, &failed);
     if (!rc || rc == GG_EINTERRUPTED) {
-      GG_LOG0(1, "%s after %ld steps in %.1f s; final loss %.5f; checkpoint %s/checkpoints/step-%08ld.h5\n",
-              rc ? "stopped by a signal" : "done", t.step, gg_now() - t0, t.loss, cfg.run_dir, t.step);
+      GG_LOG0(1, "%s after %ld steps in %.1f s (%.3f ms/step, %.0f samples/s); final loss %.5f; "
+                 "checkpoint %s/checkpoints/step-%08ld.h5\n",
+              rc ? "stopped by a signal" : "done", t.step, gg_now() - t0,
+              t.step ? 1e3 * t.step_seconds / (double)t.step : 0.0,
+              t.step_seconds > 0 ? (double)t.step * (double)cfg.batch / t.step_seconds : 0.0, t.loss,
+              cfg.run_dir, t.step);
     }
   }
   gg_trainer_free(&t);

@@ -336,7 +336,9 @@ int gg_trainer_run(gg_trainer_t *t, int *failed_rank) {
   *failed_rank = -1;
   while (t->step < t->total_steps) {
     long epoch_before = t->epoch;
+    double t_step = gg_now();
     rc = gg_trainer_step(t);
+    t->step_seconds += gg_now() - t_step;
     if (rc && rc != GG_EINTERRUPTED) {
       /* every rank took the same decision on the same reduced data; rank 0 reports */
       *failed_rank = 0;

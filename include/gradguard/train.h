@@ -53,7 +53,8 @@ typedef struct {
   long epoch, batch_in_epoch; /* of the next step */
   long n_epochs;        /* epochs the run spans (for display) */
   int64_t samples_seen;
-  long n_skipped;       /* non-finite steps skipped */
+  long n_skipped;       /* non-finite steps skipped or zeroed */
+  double step_seconds;  /* wall time inside gg_trainer_step, summed */
   /* results of the last step */
   double loss, accuracy, lr;
   gg_clip_result_t res;
