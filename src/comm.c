@@ -61,6 +61,20 @@ int gg_comm_allreduce_sum(const gg_comm_t *c, float *buf, size_t n) {
   return 0;
 }
 
+int gg_comm_tree_sum(const gg_comm_t *c, float *buf, float *scratch, size_t n) {
+  for (int bit = 1; bit < c->size; bit <<= 1) {
+    int peer = c->rank ^ bit;
+    for (size_t off = 0; off < n; off += INT_MAX) {
+      int cnt = n - off > (size_t)INT_MAX ? INT_MAX : (int)(n - off);
+      if (MPI_Sendrecv(buf + off, cnt, MPI_FLOAT, peer, 77, scratch + off, cnt, MPI_FLOAT, peer,
+                       77, c->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        return gg_err_set(GG_ECOMM, "MPI_Sendrecv with rank %d failed in the tree sum", peer);
+    }
+    for (size_t i = 0; i < n; i++) buf[i] += scratch[i];
+  }
+  return 0;
+}
+
 int gg_comm_allreduce_sum_d(const gg_comm_t *c, double *buf, size_t n) {
   if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, c->comm) != MPI_SUCCESS)
     return gg_err_set(GG_ECOMM, "MPI_Allreduce failed");

@@ -19,6 +19,7 @@
 
 #define GG_STATS_ROWS 1024
 #define GG_STATS_HISTS 16
+#define GG_DET_MAX_SHARDS 16
 
 /* mkdir -p for the run folder. */
 static int gg__mkdirs(const char *path) {
@@ -44,6 +45,11 @@ static int gg__trainer_setup(gg_trainer_t *t) {
   if (cfg->batch % comm->size)
     return gg_err_set(GG_EUSAGE, "--batch %ld does not divide over %d ranks (use a multiple of %d)",
                       cfg->batch, comm->size, comm->size);
+  /* Test hook: GG_INJECT_FAULT=data:R makes rank R alone fail to read the
+   * data, to prove that one rank's error ends the whole job cleanly. */
+  const char *inject = getenv("GG_INJECT_FAULT");
+  if (inject && strncmp(inject, "data:", 5) == 0 && atoi(inject + 5) == comm->rank)
+    return gg_err_set(GG_ENOINPUT, "%s: cannot open: fault injected by GG_INJECT_FAULT", cfg->data);
   if ((rc = gg_data_load(&t->train, cfg->data))) return rc;
   if ((rc = gg_data_check_fit(&t->train, &t->arch, cfg->data))) return rc;
   if (cfg->val_data[0]) {
@@ -55,6 +61,18 @@ static int gg__trainer_setup(gg_trainer_t *t) {
     return gg_err_set(GG_EUSAGE, "--batch %ld is larger than the %zu samples of %s", cfg->batch,
                       t->train.n, cfg->data);
   if ((rc = gg_sampler_init(&t->sampler, t->train.n, cfg->batch, cfg->seed))) return rc;
+  if (cfg->deterministic) {
+    /* M micro-shards, independent of the rank count: the largest power of
+     * two dividing the batch, at most GG_DET_MAX_SHARDS */
+    int M = 1;
+    while (M < GG_DET_MAX_SHARDS && cfg->batch % (2 * M) == 0) M *= 2;
+    if (comm->size & (comm->size - 1) || M % comm->size)
+      return gg_err_set(GG_EUSAGE,
+                        "--deterministic needs a power-of-two rank count that divides %d "
+                        "(the micro-shards of --batch %ld), not %d ranks",
+                        M, cfg->batch, comm->size);
+    t->det_shards = M;
+  }
 
   const gg_arch_t *a = &t->arch;
   int L = a->n_layers, D = a->widths[0], K = a->widths[L];
@@ -70,6 +88,17 @@ static int gg__trainer_setup(gg_trainer_t *t) {
   t->hist = calloc((size_t)L * GG_HIST_BINS, sizeof *t->hist);
   if (!t->params || !t->grads || !t->xb || !t->tb || !t->lb || !t->sat || !t->sat_total || !t->hist)
     return gg_err_set(GG_ENOMEM, "out of memory for %zu parameters", a->n_params);
+  if (cfg->deterministic) {
+    /* stack of partial sums (log2 of the local shards) + the exchange buffer */
+    int depth = 0;
+    for (int q = t->det_shards / comm->size; q > 1; q /= 2) depth++;
+    size_t len = a->n_params + t->n_extra;
+    t->det_stack = calloc((size_t)depth + 1, sizeof *t->det_stack);
+    t->det_scratch = malloc(((size_t)depth + 1) * len * sizeof(float));
+    if (!t->det_stack || !t->det_scratch)
+      return gg_err_set(GG_ENOMEM, "out of memory for the deterministic reduction buffers");
+    for (int q = 0; q < depth; q++) t->det_stack[q] = t->det_scratch + (size_t)(q + 1) * len;
+  }
   int cap = t->local_batch > 256 ? t->local_batch : 256;
   if ((rc = gg_ws_init(&t->ws, a, cap))) return rc;
   for (int l = 0; l < L; l++) t->sat_total[l] = (double)cfg->batch * a->widths[l + 1];
@@ -102,7 +131,11 @@ int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *co
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
   t->comm = comm;
-  int threads = cfg->threads > 0 ? (int)cfg->threads : gg_comm_default_threads(comm);
+  /* --deterministic runs BLAS on one thread unless told otherwise, so no
+   * library-internal split can depend on the rank count */
+  int threads = cfg->threads > 0     ? (int)cfg->threads
+                : cfg->deterministic ? 1
+                                     : gg_comm_default_threads(comm);
   openblas_set_num_threads(threads);
   int rc = gg__trainer_setup(t);
   rc = gg_comm_agree(comm, rc, failed_rank);
@@ -133,11 +166,27 @@ void gg_trainer_free(gg_trainer_t *t) {
   free(t->sat);
   free(t->sat_total);
   free(t->hist);
+  free(t->det_stack);
+  free(t->det_scratch);
   memset(t, 0, sizeof *t);
 }
 
 /* Is step s (1-based) a statistics / histogram step? */
 static int gg__every(long s, long every) { return every > 0 && (s == 1 || s % every == 0); }
+
+/* Forward, loss and backward of m samples idx into grads (the gradient SUM;
+ * extras not touched); adds the correct count and, if want_stats, the
+ * saturation counts. Returns the loss sum. */
+static double gg__shard_grad(gg_trainer_t *t, const uint32_t *idx, int m, float *grads,
+                             int want_stats, long *correct) {
+  const gg_arch_t *a = &t->arch;
+  const int L = a->n_layers, K = a->widths[L];
+  gg_data_gather(&t->train, idx, m, t->xb, t->tb, t->lb);
+  gg_nn_forward(a, t->params, t->xb, m, &t->ws);
+  double lsum = gg_loss_eval(a->loss, t->ws.z[L - 1], m, K, t->tb, t->lb, t->ws.d0, correct);
+  gg_nn_backward(a, t->params, t->xb, m, &t->ws, t->ws.d0, grads, 0, want_stats ? t->sat : NULL);
+  return lsum;
+}
 
 int gg_trainer_step(gg_trainer_t *t) {
   const gg_config_t *cfg = t->cfg;
@@ -147,23 +196,38 @@ int gg_trainer_step(gg_trainer_t *t) {
   const long s = t->step + 1, B = cfg->batch;
   int want_stats = gg__every(s, cfg->stats_every) || (cfg->print_stats && s % cfg->print_stats == 0);
 
-  /* local forward/backward of this rank's slice of global batch s */
+  /* local gradient sums of this rank's slice of global batch s, then ONE
+   * reduction of the gradient and the extras riding behind it */
   const uint32_t *idx = gg_sampler_slice(&t->sampler, t->epoch, t->batch_in_epoch, t->comm->rank,
                                          t->comm->size);
-  gg_data_gather(&t->train, idx, m, t->xb, t->tb, t->lb);
-  gg_nn_forward(a, t->params, t->xb, m, &t->ws);
-  long correct = 0;
-  double lsum = gg_loss_eval(a->loss, t->ws.z[L - 1], m, K, t->tb, t->lb, t->ws.d0, &correct);
   if (want_stats) memset(t->sat, 0, (size_t)L * sizeof *t->sat);
-  gg_nn_backward(a, t->params, t->xb, m, &t->ws, t->ws.d0, t->grads, 0, want_stats ? t->sat : NULL);
-
-  /* one allreduce: gradient sum and the extras */
   float *g = t->grads, *x = g + n;
-  x[GG_EXTRA_LOSS] = (float)lsum;
+  long correct = 0;
+  int rc;
+  if (!cfg->deterministic) {
+    x[GG_EXTRA_LOSS] = (float)gg__shard_grad(t, idx, m, g, want_stats, &correct);
+  } else {
+    /* micro-shards of B/M samples each, summed in the fixed binary tree:
+     * a stack of partial sums merged like a binary counter (local), then
+     * recursive doubling across ranks (gg_comm_tree_sum) */
+    int ms = t->det_shards / t->comm->size, sb = (int)(B / t->det_shards), h = 0;
+    const size_t nl = n + 1; /* gradient and its loss extra */
+    for (int i = 0; i < ms; i++) {
+      float *dst = h == 0 ? g : t->det_stack[h - 1];
+      dst[n + GG_EXTRA_LOSS] = (float)gg__shard_grad(t, idx + (size_t)i * (size_t)sb, sb, dst,
+                                                     want_stats, &correct);
+      h++;
+      for (int j = i + 1; j % 2 == 0; j /= 2, h--) {
+        float *left = h == 2 ? g : t->det_stack[h - 3], *right = t->det_stack[h - 2];
+        for (size_t k = 0; k < nl; k++) left[k] += right[k];
+      }
+    }
+  }
   x[GG_EXTRA_CORRECT] = (float)correct;
   x[GG_EXTRA_STOP] = t->stop_request && *t->stop_request ? 1.0f : 0.0f;
   for (int l = 0; l < L; l++) x[GG_EXTRA_SAT + l] = (float)t->sat[l];
-  int rc = gg_comm_allreduce_sum(t->comm, g, n + t->n_extra);
+  if (cfg->deterministic) rc = gg_comm_tree_sum(t->comm, g, t->det_scratch, n + t->n_extra);
+  else rc = gg_comm_allreduce_sum(t->comm, g, n + t->n_extra);
   if (rc) return rc;
   for (int l = 0; l < L; l++) t->sat[l] = x[GG_EXTRA_SAT + l];
   t->loss = x[GG_EXTRA_LOSS] / (double)B;
@@ -205,7 +269,7 @@ int gg_trainer_step(gg_trainer_t *t) {
     t->res.nonfinite = nf;
     t->res.grad_norm = raw_norm;
   } else {
-    t->res.clip_coef = 1;
+    t->res.clip_coef = NAN;
     t->res.grad_norm_clipped = NAN;
     t->res.clipped_fraction = 0;
   }

@@ -2,7 +2,7 @@
 # End-to-end checks of the programs: exit codes of the contract, one-line
 # errors, the seed network learning, eval --json. Usage: cli_test.sh BUILD_DIR
 set -uo pipefail
-bin="$1"
+bin=$(cd "$1" && pwd)
 mpiexec="${MPIEXEC:-mpiexec}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 tmp=$(mktemp -d)

@@ -34,6 +34,15 @@ int gg_comm_agree(const gg_comm_t *c, int status, int *failed_rank);
  * allreduce). Returns 0 or GG_ECOMM. */
 int gg_comm_allreduce_sum(const gg_comm_t *c, float *buf, size_t n);
 
+/* Collective. In-place sum of n floats whose pairing is a fixed binary
+ * tree over the ranks: recursive doubling on MPI_Sendrecv, where stage k
+ * adds the buffers of ranks r and r ^ 2^k. With rank r holding the tree sum
+ * of an aligned block of micro-shards, the result is the same bits for any
+ * power-of-two rank count (float addition is commutative, so a + b and
+ * b + a agree; only the pairing matters). size must be a power of two.
+ * scratch has n floats. Returns 0 or GG_ECOMM. */
+int gg_comm_tree_sum(const gg_comm_t *c, float *buf, float *scratch, size_t n);
+
 /* Collective. In-place sum of n doubles. */
 int gg_comm_allreduce_sum_d(const gg_comm_t *c, double *buf, size_t n);
 

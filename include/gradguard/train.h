@@ -47,6 +47,9 @@ typedef struct {
   int32_t *lb;          /* (local_batch) */
   double *sat, *sat_total; /* (L) saturation counts of the step */
   uint32_t *hist;       /* (L, 64) histogram scratch */
+  int det_shards;       /* --deterministic: micro-shards M of the global batch */
+  float **det_stack;    /* partial tree sums, views into det_scratch */
+  float *det_scratch;   /* exchange buffer, then the stack, (n_params + n_extra) each */
   /* position */
   long step;            /* steps done */
   long total_steps;
