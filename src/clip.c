@@ -89,7 +89,8 @@ void gg_clip_measure(gg_clip_t *c, const float *g, const float *params, float sc
      * the sum is the reliable witness. */
     if (!isfinite(lsum) || !isfinite(m)) bad = 1;
     c->layer_g2[l] = lsum;
-    c->layer_maxabs[l] = m * fabsf(scale);
+    /* NaN loses every comparison of the max: report it from the sum */
+    c->layer_maxabs[l] = isnan(lsum) ? NAN : m * fabsf(scale);
     total += lsum;
   }
   res->nonfinite = bad;
@@ -178,7 +179,9 @@ int gg_clip_plan(gg_clip_t *c, float scale, gg_clip_result_t *res) {
     C = gg_percentile_sorted(c->hist, c->n_hist, k->autoclip);
     res->autoclip_thresh = C;
   }
-  if (C > 0) {
+  /* clip_norm 0 means off; a threshold of 0 computed by --autoclip (more
+   * than P% of the norms so far were 0) is a threshold: coef = 0. */
+  if (C > 0 || k->autoclip > 0) {
     double tn = sqrt(total);
     coef = C / (tn + 1e-6);
     if (coef > 1) coef = 1;

@@ -402,7 +402,15 @@ int gg_config_to_ini(const gg_config_t *cfg, char *buf, size_t len) {
     switch (o->type) {
     case T_PATH: snprintf(v, sizeof v, "%s", (const char *)field); break;
     case T_LONG: snprintf(v, sizeof v, "%ld", *(const long *)field); break;
-    case T_DOUBLE: snprintf(v, sizeof v, "%.17g", *(const double *)field); break;
+    case T_DOUBLE: {
+      /* shortest text that reads back to the same double */
+      double d = *(const double *)field;
+      for (int prec = 6; prec <= 17; prec++) {
+        snprintf(v, sizeof v, "%.*g", prec, d);
+        if (strtod(v, NULL) == d) break;
+      }
+      break;
+    }
     case T_U64: snprintf(v, sizeof v, "%llu", (unsigned long long)*(const uint64_t *)field); break;
     case T_FLAG: snprintf(v, sizeof v, "%s", *(const int *)field ? "true" : "false"); break;
     case T_VERBOSITY: snprintf(v, sizeof v, "%d", *(const int *)field); break;

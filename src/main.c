@@ -95,6 +95,9 @@ static int cmd_train(const gg_comm_t *comm, int argc, char **argv) {
               t.step ? 1e3 * t.step_seconds / (double)t.step : 0.0,
               t.step_seconds > 0 ? (double)t.step * (double)cfg.batch / t.step_seconds : 0.0, t.loss,
               cfg.run_dir, t.step);
+      if (t.n_skipped)
+        GG_LOG0(1, "warning: %ld of %ld steps had a non-finite gradient (--nonfinite %s)\n",
+                t.n_skipped, t.step, cfg.nonfinite == GG_NONFINITE_SKIP ? "skip" : "zero");
     }
   }
   gg_trainer_free(&t);
