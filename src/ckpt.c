@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gradguard/error.h"
+#include "gradguard/stats.h"
 
 #define GG_CKPT_FORMAT "gradguard.checkpoint"
 #define GG_CKPT_VERSION 1
@@ -134,6 +135,65 @@ out:
   return rc;
 }
 
+/* 1-D float64 dataset, chunked with the checksum. */
+static int gg__write_f64(hid_t loc, const char *name, const double *v, size_t n) {
+  int rc = -1;
+  hsize_t dims[1] = {n}, chunk[1] = {n < 65536 ? n : 65536};
+  hid_t sp = H5Screate_simple(1, dims, NULL);
+  if (sp < 0) return -1;
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  if (dcpl < 0) goto out_sp;
+  if (H5Pset_chunk(dcpl, 1, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0) goto out_dcpl;
+  hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  if (d < 0) goto out_dcpl;
+  if (H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0) rc = 0;
+  H5Dclose(d);
+out_dcpl:
+  H5Pclose(dcpl);
+out_sp:
+  H5Sclose(sp);
+  return rc;
+}
+
+/* A small contiguous dataset of any type (the /stats copies). */
+static int gg__write_small(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
+                           const hsize_t *dims, const void *v) {
+  hid_t sp = H5Screate_simple(rank, dims, NULL);
+  if (sp < 0) return -1;
+  int rc = -1;
+  hid_t d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (d >= 0) {
+    if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0) rc = 0;
+    H5Dclose(d);
+  }
+  H5Sclose(sp);
+  return rc;
+}
+
+/* The newest statistics row as /stats/NAME [1] and /stats/layers/NAME [1, L]. */
+static int gg__write_stats(hid_t f, const gg_stats_t *s) {
+  size_t i = s->n ? s->n - 1 : 0, L = (size_t)s->n_layers;
+  hid_t g = H5Gcreate2(f, "stats", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0) return -1;
+  hid_t gl = H5Gcreate2(g, "layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int bad = gl < 0;
+  hsize_t one[1] = {1}, row[2] = {1, L};
+  struct { const char *name; const float *col; } cols[] = {
+      {"loss", s->loss}, {"lr", s->lr}, {"grad_norm", s->grad_norm},
+      {"grad_norm_clipped", s->grad_norm_clipped}, {"clip_coef", s->clip_coef},
+      {"clipped_fraction", s->clipped_fraction}};
+  if (!bad) bad |= gg__write_small(g, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, one, &s->step[i]);
+  for (size_t k = 0; !bad && k < sizeof cols / sizeof *cols; k++)
+    bad |= gg__write_small(g, cols[k].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, one, &cols[k].col[i]);
+  if (!bad) bad |= gg__write_small(g, "nonfinite", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, one, &s->nonfinite[i]);
+  for (int k = 0; !bad && k < GG_STAT__COUNT; k++)
+    bad |= gg__write_small(gl, gg_stat_names[k], H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, row,
+                           s->layer[k] + i * L);
+  if (gl >= 0) H5Gclose(gl);
+  H5Gclose(g);
+  return bad ? -1 : 0;
+}
+
 int gg_ckpt_write(const char *path, const gg_arch_t *arch, const float *params,
                   const gg_optim_t *opt, const gg_ckpt_meta_t *meta) {
   char tmp[4200];
@@ -160,9 +220,14 @@ int gg_ckpt_write(const char *path, const gg_arch_t *arch, const float *params,
     bad = gs < 0;
     if (!bad) {
       bad |= gg__attr_i64(gs, "batch_in_epoch", meta->batch_in_epoch);
+      bad |= gg__attr_i64(gs, "batch", meta->batch);
+      bad |= gg__attr_i64(gs, "n_samples", meta->n_samples);
+      bad |= gg__attr_i64(gs, "n_skipped", meta->n_skipped);
+      if (meta->n_autoclip) bad |= gg__write_f64(gs, "autoclip_history", meta->autoclip, meta->n_autoclip);
       H5Gclose(gs);
     }
   }
+  if (!bad && meta->stats && meta->stats->last_step >= 0) bad = gg__write_stats(f, meta->stats);
   if (!bad) bad = gg__write_tensors(f, arch, params, opt);
   if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) bad = 1;
   if (H5Fclose(f) < 0) bad = 1;
@@ -357,6 +422,25 @@ int gg_ckpt_read_state(const char *path, const gg_arch_t *arch, gg_optim_t *opt,
     hid_t gs = H5Gopen2(f, "state", H5P_DEFAULT);
     if (gs >= 0) {
       if (gg__attr_read_i64(gs, "batch_in_epoch", &v) == 0) meta->batch_in_epoch = v;
+      if (gg__attr_read_i64(gs, "batch", &v) == 0) meta->batch = v;
+      if (gg__attr_read_i64(gs, "n_samples", &v) == 0) meta->n_samples = v;
+      if (gg__attr_read_i64(gs, "n_skipped", &v) == 0) meta->n_skipped = v;
+      if (H5Lexists(gs, "autoclip_history", H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(gs, "autoclip_history", H5P_DEFAULT);
+        hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+        hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+        meta->autoclip = n > 0 ? malloc((size_t)n * sizeof(double)) : NULL;
+        if (n <= 0 || !meta->autoclip ||
+            H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, meta->autoclip) < 0) {
+          rc = gg_err_set(GG_EDATA, "%s: cannot read /state/autoclip_history (corrupted?)", path);
+          free(meta->autoclip);
+          meta->autoclip = NULL;
+        } else {
+          meta->n_autoclip = (size_t)n;
+        }
+        if (sp >= 0) H5Sclose(sp);
+        if (d >= 0) H5Dclose(d);
+      }
       H5Gclose(gs);
     }
   }

@@ -126,10 +126,94 @@ static int gg__trainer_setup(gg_trainer_t *t) {
   return 0;
 }
 
+/* Load weights, optimizer state and position from one checkpoint. */
+static int gg__resume_from(gg_trainer_t *t, const char *path) {
+  const gg_arch_t *a = &t->arch;
+  int widths[GG_MAX_WIDTHS], nw = 0;
+  gg_act_t act;
+  gg_loss_t loss;
+  int rc = gg_ckpt_read_arch(path, widths, &nw, GG_MAX_WIDTHS, &act, &loss);
+  if (rc) return rc;
+  int same = nw == a->n_layers + 1 && act == a->act && loss == a->loss;
+  for (int i = 0; same && i < nw; i++) same = widths[i] == a->widths[i];
+  if (!same) {
+    char have[512] = "", want[512] = "";
+    for (int i = 0, p = 0; i < nw && p < 480; i++) p += snprintf(have + p, sizeof have - (size_t)p, "%s%d", i ? "," : "", widths[i]);
+    for (int i = 0, p = 0; i <= a->n_layers && p < 480; i++) p += snprintf(want + p, sizeof want - (size_t)p, "%s%d", i ? "," : "", a->widths[i]);
+    return gg_err_set(GG_EDATA, "%s: checkpoint is a %s %s/%s network but this run is %s %s/%s",
+                      path, have, gg_act_name(act), gg_loss_name(loss), want, gg_act_name(a->act),
+                      gg_loss_name(a->loss));
+  }
+  if ((rc = gg_ckpt_read_params(path, a, t->params))) return rc;
+  gg_ckpt_meta_t meta;
+  if ((rc = gg_ckpt_read_state(path, a, &t->opt, &meta))) return rc;
+  if (meta.batch && meta.batch != t->cfg->batch)
+    rc = gg_err_set(GG_EUSAGE, "%s: was trained with --batch %ld; resume with the same global batch (not %ld)",
+                    path, meta.batch, t->cfg->batch);
+  else if (meta.n_samples && (size_t)meta.n_samples != t->train.n)
+    rc = gg_err_set(GG_EDATA, "%s: was trained on %lld samples but %s has %zu", path,
+                    (long long)meta.n_samples, t->cfg->data, t->train.n);
+  else if (meta.n_autoclip)
+    rc = gg_clip_set_history(&t->clip, meta.autoclip, meta.n_autoclip);
+  free(meta.autoclip);
+  if (rc) return rc;
+  t->step = meta.step;
+  t->epoch = meta.epoch;
+  t->batch_in_epoch = meta.batch_in_epoch;
+  t->samples_seen = meta.samples_seen;
+  t->n_skipped = meta.n_skipped;
+  t->resumed_from = meta.step;
+  return 0;
+}
+
+/* --resume: a path, or auto = the newest checkpoint of the run folder that
+ * reads back intact (a damaged newest one is reported and skipped). */
+static int gg__resume(gg_trainer_t *t) {
+  const gg_config_t *cfg = t->cfg;
+  if (strcmp(cfg->resume, "none") == 0) return 0;
+  if (strcmp(cfg->resume, "auto") != 0) return gg__resume_from(t, cfg->resume);
+  char dir[GG_PATH_MAX + 16];
+  snprintf(dir, sizeof dir, "%s/checkpoints", cfg->run_dir);
+  DIR *dh = opendir(dir);
+  long steps[4096];
+  int n = 0;
+  if (dh) {
+    struct dirent *e;
+    while ((e = readdir(dh)) && n < 4096) {
+      long st;
+      char tail[8];
+      if (sscanf(e->d_name, "step-%8ld.h%1[5]", &st, tail) == 2 && strlen(e->d_name) == 16) steps[n++] = st;
+    }
+    closedir(dh);
+  }
+  while (n > 0) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+      if (steps[i] > steps[best]) best = i;
+    char path[GG_PATH_MAX + 48];
+    snprintf(path, sizeof path, "%s/step-%08ld.h5", dir, steps[best]);
+    int rc = gg__resume_from(t, path);
+    if (rc == 0) {
+      GG_LOG0(1, "resuming from %s (step %ld)\n", path, t->step);
+      return 0;
+    }
+    if (rc != GG_EDATA) return rc;
+    if (gg_log_rank() == 0) GG_ERRLOG("warning: %s; trying the previous checkpoint", gg_err_msg(rc));
+    /* fresh state before the next try */
+    memset(t->opt.state, 0, (size_t)t->opt.n_slots * t->opt.n * sizeof(float));
+    t->opt.t = 0;
+    steps[best] = steps[--n];
+  }
+  GG_LOG0(1, "--resume auto: no checkpoint in %s, starting fresh\n", dir);
+  if (cfg->init_from[0]) return gg_ckpt_read_params(cfg->init_from, &t->arch, t->params);
+  return gg_init_params(&t->arch, &cfg->init, cfg->seed, t->params);
+}
+
 int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *comm,
                     int *failed_rank) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
+  t->resumed_from = -1;
   t->comm = comm;
   /* --deterministic runs BLAS on one thread unless told otherwise, so no
    * library-internal split can depend on the rank count */
@@ -138,6 +222,10 @@ int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *co
                                      : gg_comm_default_threads(comm);
   openblas_set_num_threads(threads);
   int rc = gg__trainer_setup(t);
+  if (!rc) rc = gg__resume(t);
+  if (!rc && t->step > t->total_steps)
+    rc = gg_err_set(GG_EUSAGE, "the checkpoint is at step %ld, past the %ld steps of this run",
+                    t->step, t->total_steps);
   rc = gg_comm_agree(comm, rc, failed_rank);
   if (rc) return rc;
   /* Every rank computed the same initial weights; prove it once (cheap). */
@@ -382,8 +470,12 @@ int gg_trainer_checkpoint(gg_trainer_t *t, int *failed_rank) {
     snprintf(dir, sizeof dir, "%s/checkpoints", t->cfg->run_dir);
     snprintf(path, sizeof path, "%s/step-%08ld.h5", dir, t->step);
     rc = gg_config_to_ini(t->cfg, ini, sizeof ini);
-    gg_ckpt_meta_t meta = {t->step, t->epoch, t->batch_in_epoch, t->samples_seen,
-                           t->comm->size, t->cfg->seed, ini};
+    gg_ckpt_meta_t meta = {.step = t->step, .epoch = t->epoch,
+                           .batch_in_epoch = t->batch_in_epoch, .samples_seen = t->samples_seen,
+                           .world_size = t->comm->size, .seed = t->cfg->seed, .config = ini,
+                           .batch = t->cfg->batch, .n_samples = (int64_t)t->train.n,
+                           .n_skipped = t->n_skipped, .autoclip = t->clip.hist,
+                           .n_autoclip = t->clip.n_hist, .stats = &t->stats};
     if (!rc) rc = gg_ckpt_write(path, &t->arch, t->params, &t->opt, &meta);
     if (!rc) gg__prune(dir, t->cfg->keep);
   }

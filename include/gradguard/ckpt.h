@@ -6,7 +6,11 @@
  *   /model/layer_NN/weight float32 (out, in)    /model/layer_NN/bias (out)
  *   /optimizer/layer_NN/{weight,bias}/SLOT      same shapes (SLOT = exp_avg, ...)
  *                          group attribute t (steps taken), kind
- *   /state                 attributes of the run's position (batch_in_epoch, ...)
+ *   /state                 attributes of the run's position (batch_in_epoch,
+ *                          batch, n_samples, n_skipped) and the dataset
+ *                          autoclip_history (float64, sorted)
+ *   /stats                 the newest statistics row, named as in stats.h5
+ *                          (/stats/step [1], /stats/layers/grad_norm [1, L], ...)
  *
  * Every dataset is chunked with the Fletcher32 checksum filter, so a
  * corrupted byte fails the read. Writing is atomic: the file is written as
@@ -23,6 +27,8 @@
 #include "gradguard/nn.h"
 #include "gradguard/optim.h"
 
+struct gg_stats_s;
+
 typedef struct {
   long step;           /* optimizer steps done */
   long epoch;          /* epoch of the next step (0-based) */
@@ -31,6 +37,12 @@ typedef struct {
   int world_size;
   uint64_t seed;
   const char *config;  /* resolved configuration as INI text (write) */
+  long batch;          /* global batch the position counts in */
+  int64_t n_samples;   /* samples of the training set */
+  long n_skipped;      /* non-finite steps so far */
+  double *autoclip;    /* sorted autoclip history (write: borrowed; read: malloc'ed, caller frees) */
+  size_t n_autoclip;
+  const struct gg_stats_s *stats; /* write only: its newest row goes to /stats (may be NULL) */
 } gg_ckpt_meta_t;
 
 /* Write params (arch->n_params) and, if opt != NULL, the optimizer state. */
@@ -46,8 +58,9 @@ int gg_ckpt_read_arch(const char *path, int *widths, int *n_widths, int max_widt
  * (GG_EDATA naming both shapes on mismatch; GG_EDATA on checksum failure). */
 int gg_ckpt_read_params(const char *path, const gg_arch_t *arch, float *params);
 
-/* Read the optimizer state and meta (config not returned) for a resume;
- * the optimizer kind must match. */
+/* Read the optimizer state and meta (config not returned; autoclip
+ * history malloc'ed into meta->autoclip) for a resume; the optimizer kind
+ * must match. */
 int gg_ckpt_read_state(const char *path, const gg_arch_t *arch, gg_optim_t *opt,
                        gg_ckpt_meta_t *meta);
 

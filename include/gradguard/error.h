@@ -18,7 +18,7 @@
   X(NOMEM, "out of memory", 70)                                       \
   X(NONFINITE, "non-finite gradient", 70)                             \
   X(COMM, "communication failure", 70)                                \
-  X(INTERRUPTED, "interrupted by a signal", 0)                        \
+  X(INTERRUPTED, "stopped by a signal after a checkpoint", 75)        \
   X(INTERNAL, "internal error", 70)
 
 enum {

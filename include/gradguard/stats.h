@@ -27,7 +27,7 @@ enum {
 };
 extern const char *const gg_stat_names[GG_STAT__COUNT];
 
-typedef struct {
+typedef struct gg_stats_s {
   int n_layers;
   size_t cap, n;       /* rows capacity / used */
   int64_t *step;       /* (cap) */

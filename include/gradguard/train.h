@@ -57,6 +57,7 @@ typedef struct {
   long n_epochs;        /* epochs the run spans (for display) */
   int64_t samples_seen;
   long n_skipped;       /* non-finite steps skipped or zeroed */
+  long resumed_from;    /* step of the checkpoint resumed from, -1 for a fresh run */
   double step_seconds;  /* wall time inside gg_trainer_step, summed */
   /* results of the last step */
   double loss, accuracy, lr;
