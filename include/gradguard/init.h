@@ -56,6 +56,13 @@ void gg_init_format(const gg_init_t *init, char *buf, size_t len);
 /* calculate_gain of the activation. */
 double gg_init_gain(gg_act_t act);
 
+/* The initializer actually used with hidden activation act: GG_INIT_DEFAULT
+ * becomes kaiming_uniform for relu, leaky_relu and gelu and xavier_uniform
+ * otherwise; any other kind is returned unchanged. (For printing the
+ * resolved config: gg_init_format of GG_INIT_DEFAULT gives "default", which
+ * gg_init_parse does not accept.) */
+gg_init_t gg_init_resolve(const gg_init_t *init, gg_act_t act);
+
 /* Fill the flat buffer (arch->n_params floats). Returns 0, GG_ENOMEM, or
  * GG_EINTERNAL if LAPACK fails. */
 int gg_init_params(const gg_arch_t *arch, const gg_init_t *init, uint64_t seed,
