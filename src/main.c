@@ -37,7 +37,8 @@ static void usage(FILE *out) {
 
 /* Print the error of an agreed failure once, from the rank that had it. */
 static int report(const gg_comm_t *comm, int rc, int failed_rank) {
-  if (rc == 0 || rc == GG_EINTERRUPTED) return 0;
+  if (rc == 0) return 0;
+  if (rc == GG_EINTERRUPTED) return gg_exit_code(rc); /* reported on stdout already */
   if (failed_rank < 0) failed_rank = 0;
   if (comm->rank == failed_rank) {
     /* name the rank when it is not simply the first of the job */
@@ -86,12 +87,13 @@ static int cmd_train(const gg_comm_t *comm, int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     t.stop_request = (volatile int *)&stop_flag;
     rc = gg_trainer_run(&t, &failed);
     if (!rc || rc == GG_EINTERRUPTED) {
       GG_LOG0(1, "%s after %ld steps in %.1f s (%.3f ms/step, %.0f samples/s); final loss %.5f; "
                  "checkpoint %s/checkpoints/step-%08ld.h5\n",
-              rc ? "stopped by a signal" : "done", t.step, gg_now() - t0,
+              rc ? "stopped by a signal (resume with --resume auto)" : "done", t.step, gg_now() - t0,
               t.step ? 1e3 * t.step_seconds / (double)t.step : 0.0,
               t.step_seconds > 0 ? (double)t.step * (double)cfg.batch / t.step_seconds : 0.0, t.loss,
               cfg.run_dir, t.step);
