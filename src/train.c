@@ -126,6 +126,41 @@ static int gg__trainer_setup(gg_trainer_t *t) {
   return 0;
 }
 
+/* Rank 0: RUN/stats.h5, new for a fresh run, cut back to the resumed step
+ * otherwise. */
+static int gg__open_statsfile(gg_trainer_t *t) {
+  int L = t->arch.n_layers;
+  char path[GG_PATH_MAX + 16], (*names)[24] = malloc((size_t)L * sizeof *names);
+  const char **ptrs = malloc((size_t)L * sizeof *ptrs);
+  if (!names || !ptrs) {
+    free(names);
+    free(ptrs);
+    return gg_err_set(GG_ENOMEM, "out of memory");
+  }
+  for (int l = 0; l < L; l++) {
+    snprintf(names[l], sizeof names[l], "layer_%02d", l);
+    ptrs[l] = names[l];
+  }
+  snprintf(path, sizeof path, "%s/stats.h5", t->cfg->run_dir);
+  int rc = gg_statsfile_open(&t->sfile, path, L, ptrs, t->resumed_from);
+  free(names);
+  free(ptrs);
+  return rc;
+}
+
+/* Rank 0: append the buffered statistics rows to stats.h5, and flush it
+ * when `flush` or when the last flush is older than 2 s. Other ranks just
+ * drop their (identical) buffer. */
+static int gg__drain_stats(gg_trainer_t *t, int flush) {
+  int rc = 0;
+  if (t->comm->rank == 0 && t->sfile.file >= 0) {
+    if (t->stats.n || t->stats.hist_n) rc = gg_statsfile_append(&t->sfile, &t->stats);
+    if (!rc && (flush || gg_now() - t->sfile.last_flush >= 2.0)) rc = gg_statsfile_flush(&t->sfile);
+  }
+  gg_stats_clear(&t->stats);
+  return rc;
+}
+
 /* Load weights, optimizer state and position from one checkpoint. */
 static int gg__resume_from(gg_trainer_t *t, const char *path) {
   const gg_arch_t *a = &t->arch;
@@ -214,6 +249,7 @@ int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *co
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
   t->resumed_from = -1;
+  t->sfile.file = -1;
   t->comm = comm;
   /* --deterministic runs BLAS on one thread unless told otherwise, so no
    * library-internal split can depend on the rank count */
@@ -226,6 +262,7 @@ int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *co
   if (!rc && t->step > t->total_steps)
     rc = gg_err_set(GG_EUSAGE, "the checkpoint is at step %ld, past the %ld steps of this run",
                     t->step, t->total_steps);
+  if (!rc && comm->rank == 0) rc = gg__open_statsfile(t);
   rc = gg_comm_agree(comm, rc, failed_rank);
   if (rc) return rc;
   /* Every rank computed the same initial weights; prove it once (cheap). */
@@ -243,6 +280,7 @@ void gg_trainer_free(gg_trainer_t *t) {
   free(t->grads);
   gg_optim_free(&t->opt);
   gg_clip_free(&t->clip);
+  if (t->comm && t->comm->rank == 0) gg_statsfile_close(&t->sfile);
   gg_stats_free(&t->stats);
   gg_ws_free(&t->ws);
   gg_data_free(&t->train);
@@ -313,10 +351,12 @@ int gg_trainer_step(gg_trainer_t *t) {
   }
   x[GG_EXTRA_CORRECT] = (float)correct;
   x[GG_EXTRA_STOP] = t->stop_request && *t->stop_request ? 1.0f : 0.0f;
+  x[GG_EXTRA_IOERR] = t->pending_rc ? 1.0f : 0.0f;
   for (int l = 0; l < L; l++) x[GG_EXTRA_SAT + l] = (float)t->sat[l];
   if (cfg->deterministic) rc = gg_comm_tree_sum(t->comm, g, t->det_scratch, n + t->n_extra);
   else rc = gg_comm_allreduce_sum(t->comm, g, n + t->n_extra);
   if (rc) return rc;
+  if (x[GG_EXTRA_IOERR] > 0) return t->pending_rc ? t->pending_rc : GG_EIO;
   for (int l = 0; l < L; l++) t->sat[l] = x[GG_EXTRA_SAT + l];
   t->loss = x[GG_EXTRA_LOSS] / (double)B;
   t->accuracy = a->loss == GG_LOSS_MSE ? NAN
@@ -463,13 +503,14 @@ static void gg__prune(const char *dir, long keep) {
 }
 
 int gg_trainer_checkpoint(gg_trainer_t *t, int *failed_rank) {
-  int rc = 0;
+  /* stats.h5 holds every row up to the checkpoint before it exists */
+  int rc = gg__drain_stats(t, 1);
   if (t->comm->rank == 0) {
     char dir[GG_PATH_MAX + 16], path[GG_PATH_MAX + 48];
     static char ini[1 << 16];
     snprintf(dir, sizeof dir, "%s/checkpoints", t->cfg->run_dir);
     snprintf(path, sizeof path, "%s/step-%08ld.h5", dir, t->step);
-    rc = gg_config_to_ini(t->cfg, ini, sizeof ini);
+    if (!rc) rc = gg_config_to_ini(t->cfg, ini, sizeof ini);
     gg_ckpt_meta_t meta = {.step = t->step, .epoch = t->epoch,
                            .batch_in_epoch = t->batch_in_epoch, .samples_seen = t->samples_seen,
                            .world_size = t->comm->size, .seed = t->cfg->seed, .config = ini,
@@ -529,6 +570,11 @@ int gg_trainer_run(gg_trainer_t *t, int *failed_rank) {
       epoch_loss = 0;
       epoch_steps = 0;
       t_epoch = gg_now();
+    }
+    if (t->stats.n * 2 >= t->stats.cap || t->stats.hist_n * 2 >= t->stats.hist_cap ||
+        (t->comm->rank == 0 && gg_now() - t->sfile.last_flush >= 2.0)) {
+      int drc = gg__drain_stats(t, 0);
+      if (drc && !t->pending_rc) t->pending_rc = drc; /* rank 0: reported with the next step */
     }
     if (t->step % cfg->ckpt_every == 0 || last || rc == GG_EINTERRUPTED) {
       int crc = gg_trainer_checkpoint(t, failed_rank);

@@ -389,6 +389,16 @@ def compare_stats(path, ref: torch_ref.Result, steps, n_params) -> Tuple[float, 
                 t = int(np.argmax(bad))
                 problems.append(f"stats /{key} err {e:.2e}, first at step {t + 1}: "
                                 f"ours {ours[t]:.7g} ref {ref_s[t]:.7g}")
+        # per-layer raw gradient norms (weight and bias together)
+        if "layers" in f and "grad_norm" in f["layers"]:
+            ours = f["layers"]["grad_norm"][()].astype(np.float64)[rows]
+            ref_s = np.asarray(ref.layer_grad_norms, np.float64)
+            e = series_err(ours, ref_s)
+            worst = max(worst, e)
+            if not e <= TOL:
+                problems.append(f"stats /layers/grad_norm err {e:.2e}")
+        else:
+            problems.append("stats.h5 has no /layers/grad_norm")
     return worst, problems
 
 
@@ -478,6 +488,7 @@ def run_case(case: Case, root, args) -> Tuple[bool, str]:
             ok = False
             notes += problems
     else:
+        ok = False
         stats_note = "no stats.h5  "
     return ok, f"{err:10.3e}  {stats_note}{ctl}" + ("  " + "; ".join(notes) if notes else "")
 

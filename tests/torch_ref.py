@@ -103,6 +103,8 @@ class Result:
     clip_coefs: List[float]         # factor of --clip-norm/--autoclip (1 = none)
     clipped_fractions: List[float]  # fraction of values changed by --clip-value
     lrs: List[float]                # learning rate used at step t
+    layer_grad_norms: List[List[float]] = dataclasses.field(default_factory=list)
+    # per step, per layer: ||(grad W_l, grad b_l)|| of the raw averaged gradient
     first_grads: Optional[List[np.ndarray]] = None  # raw grads of step 1 [W0, b0, ...]
     # With keep_first_grads: for each gradient control c, the step-1 gradients
     # and the per-step global norms as they arrive at c's place in the order
@@ -320,6 +322,8 @@ def train(cfg: Config, X: np.ndarray, y: np.ndarray, init_weights, steps: int,
         raw = global_norm(grads)
         res.losses.append(float(loss))
         res.grad_norms.append(raw)
+        res.layer_grad_norms.append([global_norm(grads[2 * l:2 * l + 2])
+                                     for l in range(len(grads) // 2)])
         res.lrs.append(lr_t)
         if keep_first_grads and t == 1:
             res.first_grads = [g.detach().numpy().copy() for g in grads]

@@ -24,9 +24,10 @@
 #include "gradguard/nn.h"
 #include "gradguard/optim.h"
 #include "gradguard/stats.h"
+#include "gradguard/statsfile.h"
 
 /* Offsets of the extras after the gradient in the reduced buffer. */
-enum { GG_EXTRA_LOSS, GG_EXTRA_CORRECT, GG_EXTRA_STOP, GG_EXTRA_SAT };
+enum { GG_EXTRA_LOSS, GG_EXTRA_CORRECT, GG_EXTRA_STOP, GG_EXTRA_IOERR, GG_EXTRA_SAT };
 
 typedef struct {
   const gg_config_t *cfg;
@@ -38,6 +39,7 @@ typedef struct {
   gg_optim_t opt;
   gg_clip_t clip;
   gg_stats_t stats;
+  gg_statsfile_t sfile; /* RUN/stats.h5, open on rank 0 only */
   gg_ws_t ws;           /* activations for one local batch */
   gg_data_t train, val;
   int has_val;
@@ -63,6 +65,8 @@ typedef struct {
   double loss, accuracy, lr;
   gg_clip_result_t res;
   volatile int *stop_request; /* set by a signal handler (may be NULL) */
+  int pending_rc;       /* rank 0: a stats.h5 write failed; the next step's
+                         * reduction tells every rank (no extra collective) */
 } gg_trainer_t;
 
 /* Collective. Loads data, builds the model (init or --init-from), agrees
