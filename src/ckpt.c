@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,11 @@ int gg_ckpt_write(const char *path, const gg_arch_t *arch, const float *params,
     unlink(tmp);
     return gg_err_set(GG_EIO, "%s: cannot write checkpoint", path);
   }
+  /* Test hook: GG_INJECT_FAULT=ckpt-kill:STEP dies by SIGKILL with the
+   * file of STEP complete under its temporary name, before the rename. */
+  const char *inject = getenv("GG_INJECT_FAULT");
+  if (inject && strncmp(inject, "ckpt-kill:", 10) == 0 && atol(inject + 10) == meta->step)
+    raise(SIGKILL);
   /* Durable before visible: data on disk, then the name, then the folder. */
   if (gg__fsync_path(tmp, 0) || rename(tmp, path)) {
     int e = errno;

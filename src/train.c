@@ -161,14 +161,18 @@ static int gg__drain_stats(gg_trainer_t *t, int flush) {
   return rc;
 }
 
-/* Load weights, optimizer state and position from one checkpoint. */
-static int gg__resume_from(gg_trainer_t *t, const char *path) {
+/* Load weights, optimizer state and position from one checkpoint. *damaged
+ * tells a file that cannot be read back (worth trying an older one) from
+ * one that reads fine but does not fit this run (a hard error). */
+static int gg__resume_from(gg_trainer_t *t, const char *path, int *damaged) {
+  *damaged = 1;
   const gg_arch_t *a = &t->arch;
   int widths[GG_MAX_WIDTHS], nw = 0;
   gg_act_t act;
   gg_loss_t loss;
   int rc = gg_ckpt_read_arch(path, widths, &nw, GG_MAX_WIDTHS, &act, &loss);
   if (rc) return rc;
+  *damaged = 0;
   int same = nw == a->n_layers + 1 && act == a->act && loss == a->loss;
   for (int i = 0; same && i < nw; i++) same = widths[i] == a->widths[i];
   if (!same) {
@@ -179,9 +183,11 @@ static int gg__resume_from(gg_trainer_t *t, const char *path) {
                       path, have, gg_act_name(act), gg_loss_name(loss), want, gg_act_name(a->act),
                       gg_loss_name(a->loss));
   }
+  *damaged = 1;
   if ((rc = gg_ckpt_read_params(path, a, t->params))) return rc;
   gg_ckpt_meta_t meta;
   if ((rc = gg_ckpt_read_state(path, a, &t->opt, &meta))) return rc;
+  *damaged = 0;
   if (meta.batch && meta.batch != t->cfg->batch)
     rc = gg_err_set(GG_EUSAGE, "%s: was trained with --batch %ld; resume with the same global batch (not %ld)",
                     path, meta.batch, t->cfg->batch);
@@ -206,7 +212,8 @@ static int gg__resume_from(gg_trainer_t *t, const char *path) {
 static int gg__resume(gg_trainer_t *t) {
   const gg_config_t *cfg = t->cfg;
   if (strcmp(cfg->resume, "none") == 0) return 0;
-  if (strcmp(cfg->resume, "auto") != 0) return gg__resume_from(t, cfg->resume);
+  int damaged;
+  if (strcmp(cfg->resume, "auto") != 0) return gg__resume_from(t, cfg->resume, &damaged);
   char dir[GG_PATH_MAX + 16];
   snprintf(dir, sizeof dir, "%s/checkpoints", cfg->run_dir);
   DIR *dh = opendir(dir);
@@ -227,12 +234,12 @@ static int gg__resume(gg_trainer_t *t) {
       if (steps[i] > steps[best]) best = i;
     char path[GG_PATH_MAX + 48];
     snprintf(path, sizeof path, "%s/step-%08ld.h5", dir, steps[best]);
-    int rc = gg__resume_from(t, path);
+    int rc = gg__resume_from(t, path, &damaged);
     if (rc == 0) {
       GG_LOG0(1, "resuming from %s (step %ld)\n", path, t->step);
       return 0;
     }
-    if (rc != GG_EDATA) return rc;
+    if (rc != GG_EDATA || !damaged) return rc;
     if (gg_log_rank() == 0) GG_ERRLOG("warning: %s; trying the previous checkpoint", gg_err_msg(rc));
     /* fresh state before the next try */
     memset(t->opt.state, 0, (size_t)t->opt.n_slots * t->opt.n * sizeof(float));
