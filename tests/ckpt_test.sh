@@ -97,5 +97,19 @@ for f in "$(ck a 40)" a/stats.h5; do
     ok "h5dump, h5ls and h5py read $f" || bad "unreadable $f"
 done
 
+# 8. tools/ckpt_to_torch.py gives the same loss and accuracy as gradguard eval
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+"$bin/gradguard" eval --ckpt "$(ck a 40)" --data blobs.h5 --json >ev.json 2>/dev/null
+$py "$here/tools/ckpt_to_torch.py" "$(ck a 40)" --data blobs.h5 >tt.txt 2>&1
+if $py - <<'PY'
+import json, re, sys
+e = json.load(open("ev.json"))
+m = re.search(r"loss ([0-9.e+-]+) accuracy ([0-9.]+)", open("tt.txt").read())
+l, a = float(m.group(1)), float(m.group(2))
+sys.exit(0 if abs(l - e["loss"]) <= 1e-5 * max(1, abs(l)) and abs(a - e["accuracy"]) < 1e-9 else 1)
+PY
+then ok "PyTorch nn.Sequential from the checkpoint matches gradguard eval: $(tail -1 tt.txt)"
+else bad "ckpt_to_torch: $(cat ev.json) vs $(tail -1 tt.txt)"; fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
