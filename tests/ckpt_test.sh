@@ -7,6 +7,7 @@
 # Usage: ckpt_test.sh BUILD_DIR
 set -uo pipefail
 bin=$(cd "$1" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mpiexec="${MPIEXEC:-mpiexec}"
 py=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -98,7 +99,6 @@ for f in "$(ck a 40)" a/stats.h5; do
 done
 
 # 8. tools/ckpt_to_torch.py gives the same loss and accuracy as gradguard eval
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$bin/gradguard" eval --ckpt "$(ck a 40)" --data blobs.h5 --json >ev.json 2>/dev/null
 $py "$here/tools/ckpt_to_torch.py" "$(ck a 40)" --data blobs.h5 >tt.txt 2>&1
 if $py - <<'PY'
