@@ -524,7 +524,14 @@ int gg_trainer_checkpoint(gg_trainer_t *t, int *failed_rank) {
                            .batch = t->cfg->batch, .n_samples = (int64_t)t->train.n,
                            .n_skipped = t->n_skipped, .autoclip = t->clip.hist,
                            .n_autoclip = t->clip.n_hist, .stats = &t->stats};
+    double t0 = gg_now();
     if (!rc) rc = gg_ckpt_write(path, &t->arch, t->params, &t->opt, &meta);
+    if (!rc) {
+      struct stat st;
+      double dt = gg_now() - t0, mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0;
+      GG_LOG0(2, "checkpoint %s: %.1f MB in %.3f s (%.0f MB/s, fsync'ed)\n", path, mb, dt,
+              dt > 0 ? mb / dt : 0.0);
+    }
     if (!rc) gg__prune(dir, t->cfg->keep);
   }
   return gg_comm_agree(t->comm, rc, failed_rank);
