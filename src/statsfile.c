@@ -43,15 +43,19 @@
  * mode HDF5 never reuses the space it leaves (a reader may still be
  * reading the old copy). The space lost per flush is the compressed size of
  * the partial chunks, so with one row per flush (slow steps, or a sparse
- * --stats-every) a chunk of R rows costs about R/2 rows of waste per row.
- * Measured, 10 layers, one row per flush: 1024/256/16-row chunks 27 KB per
- * step; these 760 B (with 2+ rows per flush 450 B, 10+ rows 290 B). A
- * histogram gets a chunk of its own, so its chunks never move.
+ * --stats-every) a chunk of R rows wastes about R/2 rows per row written.
+ * Measured, 10 layers of noise-like values, 2000 steps, one row per flush:
+ * 1024/256/16-row chunks 32 KB per step, these 690 B (10 rows per flush
+ * 325 B, 50 or more 305 B). The cost is in reading: ~15 us per row for
+ * every dataset of a finished file. A histogram gets a chunk of its own, so
+ * its chunks never move. (Not H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS: a SWMR
+ * reader whose extent is older than the chunk index then reads a chunk
+ * compressed since as raw bytes, garbage; seen under test.)
  *   (n)        16 rows
- *   (n, L)     about 160 bytes of rows: 160 / (4 L) rows, 1..16
+ *   (n, L)     about 80 bytes of rows: 80 / (4 L) rows, 1..16 (2 for L = 10)
  *   (h, L, 64) 1 histogram */
 #define GG_CHUNK_1D 16
-#define GG_CHUNK_ROW_BYTES 160
+#define GG_CHUNK_ROW_BYTES 80
 #define GG_CHUNK_2D_MAX 16
 
 /* Dataset slots in f->d. */
@@ -295,18 +299,14 @@ static int gg__create_layout(gg_statsfile_t *f, const char *const *layer_names) 
 
 /* ---- resuming ---- */
 
-/* Rows in dataset d (its first dimension) into *rows, and, for a rank-2/3
- * dataset, its second dimension into *width. 0 or -1 (also when the rank
- * is not `rank`). */
-static int gg__extent(hid_t d, int rank, hsize_t *rows, hsize_t *width) {
-  hsize_t dims[3] = {0, 0, 0};
+/* The dims of dataset d, which must have rank `rank` (<= 3); 0 or -1. */
+static int gg__extent(hid_t d, int rank, hsize_t *dims) {
+  dims[0] = dims[1] = dims[2] = 0;
   hid_t sp = H5Dget_space(d);
   if (sp < 0) return -1;
   int r = H5Sget_simple_extent_ndims(sp);
   int rc = (r == rank && H5Sget_simple_extent_dims(sp, dims, NULL) == r) ? 0 : -1;
   if (H5Sclose(sp) < 0) rc = -1;
-  *rows = dims[0];
-  if (width) *width = dims[1];
   return rc;
 }
 
@@ -368,14 +368,16 @@ static int gg__open_resume(gg_statsfile_t *f, const char *path, int64_t resume_s
   for (int slot = 0; slot < GG__D_COUNT; slot++) {
     const gg__dspec_t *sp = &gg__dspec[slot];
     int rank = sp->shape == GG__ROWL ? 2 : sp->shape == GG__HIST ? 3 : 1;
-    hsize_t n, width = 0;
+    hsize_t dims[3], n;
     char name[64];
-    if (gg__extent(f->d[slot], rank, &n, rank > 1 ? &width : NULL))
-      return gg_err_set(GG_EDATA, "%s: /%s has the wrong rank", path,
+    if (gg__extent(f->d[slot], rank, dims) ||
+        (rank == 3 && dims[2] != GG_HIST_BINS))
+      return gg_err_set(GG_EDATA, "%s: /%s has the wrong shape", path,
                         gg__dname(slot, name, sizeof name));
-    if (rank > 1 && width != (hsize_t)f->n_layers)
+    if (rank > 1 && dims[1] != (hsize_t)f->n_layers)
       return gg_err_set(GG_EDATA, "%s: statistics of %llu layers, but the network has %d", path,
-                        (unsigned long long)width, f->n_layers);
+                        (unsigned long long)dims[1], f->n_layers);
+    n = dims[0];
     if (sp->shape == GG__HIST || sp->shape == GG__HSTEP) {
       if (n < hists) hists = n;
     } else if (n < rows) {
@@ -389,11 +391,11 @@ static int gg__open_resume(gg_statsfile_t *f, const char *path, int64_t resume_s
   for (int slot = 0; slot < GG__D_COUNT; slot++) {
     const gg__dspec_t *sp = &gg__dspec[slot];
     int hist = sp->shape == GG__HIST || sp->shape == GG__HSTEP;
-    hsize_t dims[3], cr, n;
+    hsize_t dims[3], cr, now[3];
     int rank = gg__dims(slot, f->n_layers, hist ? keep_h : keep, dims, &cr);
-    if (gg__extent(f->d[slot], rank, &n, NULL))
+    if (gg__extent(f->d[slot], rank, now))
       return gg_err_set(GG_EIO, "%s: cannot read the statistics file", path);
-    if (n != dims[0] && H5Dset_extent(f->d[slot], dims) < 0)
+    if (now[0] != dims[0] && H5Dset_extent(f->d[slot], dims) < 0)
       return gg_err_set(GG_EIO, "%s: cannot truncate the statistics file to step %lld", path,
                         (long long)resume_step);
   }
@@ -494,12 +496,18 @@ int gg_statsfile_open(gg_statsfile_t *f, const char *path, int n_layers,
     goto out_fapl;
   }
   if (resume) {
+    if (access(path, R_OK | W_OK) != 0) {
+      rc = gg_err_set(GG_ECANTCREAT, "%s: cannot append to statistics file: %s", path,
+                      strerror(errno));
+      goto out_fapl;
+    }
     f->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
     if (f->file < 0) {
       /* left open by a crashed writer: retry clearing its flags */
       if (gg__set_clear_flags(fapl) == 0) f->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
       if (f->file < 0) {
-        rc = gg_err_set(GG_EIO, "%s: cannot open statistics file for appending", path);
+        rc = gg_err_set(GG_EDATA, "%s: cannot open statistics file for appending (damaged?)",
+                        path);
         goto out_fapl;
       }
     }

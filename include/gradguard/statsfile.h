@@ -4,10 +4,13 @@
  * Datasets are chunked, extendible along the first axis, shuffle+deflate
  * compressed, each with `units`/`description` attributes; root attribute
  * `layer_names`. The file is written in SWMR mode (libver latest, then
- * H5Fstart_swmr_write), so h5py/h5dump can read it while the job runs, and
- * flushed at least every few seconds, so a crash loses only the last
- * interval. Opening for a resume drops every row (and histogram) whose step
- * is past the resumed step, so there is exactly one row per step.
+ * H5Fstart_swmr_write), so h5py (swmr=True) can read it while the job
+ * runs, and flushed at least every few seconds, so a crash loses only the
+ * last interval. Plain readers (h5dump, h5ls, h5py without swmr) open it
+ * only once it is closed, or after `h5clear -s` if the writer died. A
+ * second writer on the same file is refused (file lock). Opening for a
+ * resume drops every row (and histogram) whose step is past the resumed
+ * step, so there is exactly one row per step.
  */
 #ifndef GRADGUARD_STATSFILE_H
 #define GRADGUARD_STATSFILE_H
@@ -24,7 +27,7 @@ typedef struct {
   int64_t last_step;      /* step of the last row on disk, -1 if none */
   int64_t last_hist_step; /* step of the last histogram on disk, -1 if none */
   int64_t d[32];    /* hid_t of each dataset (private order) */
-  double last_flush;/* monotonic seconds of the last flush */
+  double last_flush;/* CLOCK_MONOTONIC seconds of the last flush (or the open) */
   int fd;           /* the file's descriptor (for fsync), -1 if not known */
   char path[4096];  /* for error messages */
 } gg_statsfile_t;
@@ -42,7 +45,8 @@ int gg_statsfile_open(gg_statsfile_t *f, const char *path, int n_layers,
  * otherwise: there is one row per step). GG_EIO on failure. */
 int gg_statsfile_append(gg_statsfile_t *f, const gg_stats_t *s);
 
-/* Make everything appended so far visible to readers and durable. */
+/* Make everything appended so far visible to readers and durable
+ * (H5Fflush + fsync: milliseconds; meant for every ~2 s). */
 int gg_statsfile_flush(gg_statsfile_t *f);
 
 /* Flush and close; safe on a closed or zeroed-with-file=-1 struct. */
