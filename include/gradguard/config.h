@@ -56,6 +56,7 @@ typedef struct {
   long verify_sync;  /* 0: off */
   int verbosity;     /* 0 quiet, 1 normal, 2 verbose */
   double progress_every; /* seconds between plain progress lines (not a tty) */
+  int flush_denormals;   /* set FTZ/DAZ: subnormal floats compute as 0 */
 } gg_config_t;
 
 void gg_config_defaults(gg_config_t *cfg);
