@@ -2,6 +2,7 @@
 #include "gradguard/clip.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +22,10 @@ int gg_clip_init(gg_clip_t *c, const gg_arch_t *arch, const gg_clip_cfg_t *cfg) 
   c->layer_g2 = calloc((size_t)L, sizeof *c->layer_g2);
   c->layer_maxabs = calloc((size_t)L, sizeof *c->layer_maxabs);
   c->layer_acc = calloc((size_t)L, sizeof *c->layer_acc);
-  c->row_acc = cfg->max_norm > 0 ? calloc(c->n_rows, sizeof *c->row_acc) : NULL;
+  int need_rows = cfg->agc > 0 || cfg->max_norm > 0;
+  c->row_acc = need_rows ? calloc(c->n_rows, sizeof *c->row_acc) : NULL;
   if (!c->row_begin || !c->layer_row || !c->row_g2 || !c->row_w2 || !c->row_scale ||
-      !c->layer_g2 || !c->layer_maxabs || !c->layer_acc || (cfg->max_norm > 0 && !c->row_acc)) {
+      !c->layer_g2 || !c->layer_maxabs || !c->layer_acc || (need_rows && !c->row_acc)) {
     gg_clip_free(c);
     return gg_err_set(GG_ENOMEM, "out of memory for the clipping buffers");
   }
@@ -53,18 +55,44 @@ void gg_clip_free(gg_clip_t *c) {
   memset(c, 0, sizeof *c);
 }
 
-/* sum of squares in double and max |x| of one row */
+/* Sum of squares in double and max |x| of one row. Elements go in blocks
+ * of GG__CLIP_LANES with one sum and one max per lane: the order of the
+ * additions is fixed by this source (the norm is bitwise reproducible, and
+ * every rank computes the same one), and the compiler vectorizes the block
+ * loop without -ffast-math's reassociation (a single running sum is one
+ * serial chain of double additions, ~4 cycles per element). The order is
+ * the one of gg_optim_update's sum of w'^2 (optim.c, 8 lanes, tail from
+ * lane 0, lanes added 0..7), so the norms of the weights an update wrote
+ * (row_acc) are bitwise those measured here: --agc uses them instead of
+ * reading the weights again. test_clip checks the two agree. */
+#define GG__CLIP_LANES 8
 static inline double gg__row_sumsq(const float *restrict x, size_t n, float *restrict maxabs) {
-  double s = 0;
-  float m = *maxabs;
-  for (size_t i = 0; i < n; i++) {
-    double v = x[i];
-    s += v * v;
-    float a = fabsf(x[i]);
-    m = a > m ? a : m;
+  double s[GG__CLIP_LANES] = {0};
+  float m[GG__CLIP_LANES] = {0};
+  const size_t n_blocks = n / GG__CLIP_LANES;
+  for (size_t b = 0; b < n_blocks; b++) {
+    const float *xb = x + b * GG__CLIP_LANES;
+    for (size_t k = 0; k < GG__CLIP_LANES; k++) {
+      double v = xb[k];
+      s[k] += v * v;
+      float a = fabsf(xb[k]);
+      m[k] = a > m[k] ? a : m[k];
+    }
   }
-  *maxabs = m;
-  return s;
+  for (size_t i = n_blocks * GG__CLIP_LANES, k = 0; i < n; i++, k++) {
+    double v = x[i];
+    s[k] += v * v;
+    float a = fabsf(x[i]);
+    m[k] = a > m[k] ? a : m[k];
+  }
+  double t = 0;
+  float mm = *maxabs;
+  for (size_t k = 0; k < GG__CLIP_LANES; k++) {
+    t += s[k];
+    mm = m[k] > mm ? m[k] : mm;
+  }
+  *maxabs = mm;
+  return t;
 }
 
 void gg_clip_measure(gg_clip_t *c, const float *g, const float *params, float scale,
@@ -81,8 +109,14 @@ void gg_clip_measure(gg_clip_t *c, const float *g, const float *params, float sc
       c->row_g2[r] = v;
       lsum += v;
       if (c->cfg.agc > 0) {
-        float unused = 0;
-        c->row_w2[r] = gg__row_sumsq(params + b, n, &unused);
+        /* The last update summed the squares of the weights it wrote:
+         * reading 4 bytes a parameter again costs 2% of a step. */
+        if (c->row_acc_valid) {
+          c->row_w2[r] = c->row_acc[r].w2;
+        } else {
+          float unused = 0;
+          c->row_w2[r] = gg__row_sumsq(params + b, n, &unused);
+        }
       }
     }
     /* NaN fails every comparison; fabsf of NaN also defeats the max, so
@@ -201,6 +235,46 @@ static void gg__acc_add(gg_update_acc_t *d, const gg_update_acc_t *s) {
   d->wold2 += s->wold2;
 }
 
+/* x *= f, and the sum of squares of the new x in double, in the lanes and
+ * order of gg__row_sumsq (so bitwise its result on the new x). */
+static inline double gg__row_scale_sumsq(float *restrict x, size_t n, float f) {
+  double s[GG__CLIP_LANES] = {0};
+  const size_t n_blocks = n / GG__CLIP_LANES;
+  for (size_t b = 0; b < n_blocks; b++) {
+    float *xb = x + b * GG__CLIP_LANES;
+    for (size_t k = 0; k < GG__CLIP_LANES; k++) {
+      float v = xb[k] * f;
+      xb[k] = v;
+      s[k] += (double)v * (double)v;
+    }
+  }
+  for (size_t i = n_blocks * GG__CLIP_LANES, k = 0; i < n; i++, k++) {
+    float v = x[i] * f;
+    x[i] = v;
+    s[k] += (double)v * (double)v;
+  }
+  double t = 0;
+  for (size_t k = 0; k < GG__CLIP_LANES; k++) t += s[k];
+  return t;
+}
+
+/* Keras MaxNorm on one updated weight row w (n) whose update sums are ra:
+ * w *= min(||w||, C) / (||w|| + 1e-7), right after the row's update while
+ * it is in L1. The new ||w||^2 is summed as it is written, in
+ * gg_optim_update's lane order, so that it is bitwise what gg_clip_measure
+ * would read from the weights (a resumed run reads them); the other sums
+ * follow with the factor s actually applied:
+ * ||s w - w_old||^2 = s^2 w2 - 2 s ww + w2old, (s w).w_old = s ww. */
+static void gg__max_norm_row(float *w, size_t n, double C, gg_update_acc_t *ra) {
+  double norm = sqrt(ra->w2);
+  float sf = (float)((norm < C ? norm : C) / (norm + 1e-7));
+  if (sf == 1.0f) return; /* multiplying by 1.0f changes nothing */
+  double s = sf, w2_before = ra->w2;
+  ra->w2 = gg__row_scale_sumsq(w, n, sf);
+  ra->dw2 += ra->w2 - w2_before - 2 * (s - 1) * ra->wwold;
+  ra->wwold *= s;
+}
+
 void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
                           gg_clip_result_t *res) {
   const gg_arch_t *a = c->arch;
@@ -217,8 +291,12 @@ void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const fl
     if (per_row) {
       for (size_t r = r0; r <= rb; r++) {
         gg_update_acc_t ra = {0};
-        gg_optim_update(opt, params, g, c->row_begin[r], c->row_begin[r + 1], c->row_scale[r],
-                        clamp, wclip, &ra);
+        size_t b = c->row_begin[r], e = c->row_begin[r + 1];
+        gg_optim_update(opt, params, g, b, e, c->row_scale[r], clamp, wclip, &ra);
+        /* --max-norm right after the row's update, while the row is still
+         * in L1: a separate pass over the layer afterwards reads every
+         * weight again from memory (3% of a 784-1024-1024-10 step). */
+        if (k->max_norm > 0 && r < rb) gg__max_norm_row(params + b, e - b, k->max_norm, &ra);
         if (c->row_acc) c->row_acc[r] = ra;
         gg__acc_add(acc, &ra);
       }
@@ -228,46 +306,33 @@ void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const fl
       gg_optim_update(opt, params, g, c->row_begin[rb], c->row_begin[rb + 1], c->row_scale[rb],
                       clamp, wclip, acc);
     }
-    if (k->max_norm > 0) {
-      /* Keras MaxNorm on each weight row; the layer sums follow from the
-       * row sums: ||s w'||^2 = s^2 w2, ||s w' - w||^2 = s^2 w2 - 2 s ww + w2old. */
-      for (size_t r = r0; r < rb; r++) {
-        gg_update_acc_t *ra = &c->row_acc[r];
-        double n = sqrt(ra->w2);
-        double s = (n < k->max_norm ? n : k->max_norm) / (n + 1e-7);
-        float sf = (float)s;
-        if (sf == 1.0f) continue; /* multiplying by 1.0f changes nothing */
-        float *w = params + c->row_begin[r];
-        for (size_t i = 0, m = c->row_begin[r + 1] - c->row_begin[r]; i < m; i++) w[i] *= sf;
-        acc->w2 += (s * s - 1) * ra->w2;
-        acc->dw2 += (s * s - 1) * ra->w2 - 2 * (s - 1) * ra->wwold;
-        acc->wwold += (s - 1) * ra->wwold;
-      }
-    }
     g2 += acc->g2;
     nclamp += acc->n_clamped;
   }
+  c->row_acc_valid = per_row && c->row_acc != NULL;
   res->grad_norm_clipped = sqrt(g2);
   res->clipped_fraction = nclamp / (double)a->n_params;
 }
 
+void gg_clip_forget_weights(gg_clip_t *c) { c->row_acc_valid = 0; }
+
+_Static_assert(sizeof(float) == sizeof(uint32_t), "the histogram reads binary32 exponents");
 void gg_clip_histogram(const gg_clip_t *c, const float *g, float scale, uint32_t *hist) {
   const gg_arch_t *a = c->arch;
   for (int l = 0; l < a->n_layers; l++) {
     uint32_t *h = hist + (size_t)l * GG_HIST_BINS;
     memset(h, 0, GG_HIST_BINS * sizeof *h);
     const float *x = g + a->off[l];
+    /* The exponent field of a binary32 v is floor(log2 |v|) + 127 for a
+     * normal v; zeros and subnormals (below 2^-126, far under bin 0) have
+     * 0 and land in bin 0, Inf and NaN have 255 and land at the top: a
+     * shift and a clamp give the bins frexpf would, several times faster. */
     for (size_t i = 0; i < a->size[l]; i++) {
-      float v = fabsf(x[i] * scale);
-      int bin = 0;
-      if (v > 0 && isfinite(v)) {
-        int e;
-        frexpf(v, &e); /* v = m 2^e, m in [0.5, 1): floor(log2 v) = e - 1 */
-        bin = e - 1 - GG_HIST_LO;
-        bin = bin < 0 ? 0 : bin >= GG_HIST_BINS ? GG_HIST_BINS - 1 : bin;
-      } else if (!(v <= 0)) {
-        bin = GG_HIST_BINS - 1; /* Inf and NaN at the top */
-      }
+      float v = x[i] * scale;
+      uint32_t bits;
+      memcpy(&bits, &v, sizeof bits);
+      int bin = (int)((bits >> 23) & 0xffu) - 127 - GG_HIST_LO;
+      bin = bin < 0 ? 0 : bin >= GG_HIST_BINS ? GG_HIST_BINS - 1 : bin;
       h[bin]++;
     }
   }

@@ -58,7 +58,9 @@ typedef struct {
   double *layer_g2;    /* (L) raw ||g_l||^2 (weight and bias) */
   float *layer_maxabs; /* (L) raw max |g| */
   gg_update_acc_t *layer_acc; /* (L) update sums of the last step */
-  gg_update_acc_t *row_acc;   /* (n_rows) with --max-norm only */
+  gg_update_acc_t *row_acc;   /* (n_rows) with --agc or --max-norm: the row sums of the
+                                 last update (after --max-norm) */
+  int row_acc_valid;   /* row_acc[r].w2 = ||w_row||^2 of the current weights */
   double *hist;        /* autoclip: sorted global norms so far */
   size_t n_hist, cap_hist;
 } gg_clip_t;
@@ -67,18 +69,24 @@ int gg_clip_init(gg_clip_t *c, const gg_arch_t *arch, const gg_clip_cfg_t *cfg);
 void gg_clip_free(gg_clip_t *c);
 
 /* Pass 1 over the gradient sum g (averaged = scale * g, scale = 1/batch):
- * row and layer sums, max |g|, non-finite flag. Reads params only with
- * --agc. Fills res->nonfinite and res->grad_norm. */
+ * row and layer sums, max |g|, non-finite flag. Fills res->nonfinite and
+ * res->grad_norm. With --agc it needs the row norms of params: from the
+ * sums of the weights the last gg_clip_apply_update wrote, or (first step,
+ * after gg_clip_forget_weights) by reading params. */
 void gg_clip_measure(gg_clip_t *c, const float *g, const float *params, float scale,
                      gg_clip_result_t *res);
+
+/* The weights were changed outside gg_clip_apply_update (loaded, reset):
+ * the next measure reads them again. */
+void gg_clip_forget_weights(gg_clip_t *c);
 
 /* Combine --agc, --clip-layer-norm and --clip-norm/--autoclip into
  * row_scale (which includes `scale`); updates the autoclip history
  * (GG_ENOMEM if it cannot grow). Not for non-finite steps. */
 int gg_clip_plan(gg_clip_t *c, float scale, gg_clip_result_t *res);
 
-/* Pass 2: clip-value, the optimizer step, the weight clip and the update
- * sums (layer_acc) in one pass; then --max-norm. Fills
+/* Pass 2: clip-value, the optimizer step, the weight clip, --max-norm (each
+ * row right after its update) and the update sums (layer_acc) in one pass. Fills
  * res->grad_norm_clipped and res->clipped_fraction. gg_optim_begin must
  * have been called for this step. */
 void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
