@@ -407,7 +407,15 @@ int gg_trainer_step(gg_trainer_t *t) {
     int nf = t->res.nonfinite;
     double raw_norm = t->res.grad_norm;
     t->res.nonfinite = 0;
-    if ((rc = gg_clip_plan(&t->clip, scale, &t->res))) return rc;
+    if (!nf) {
+      if ((rc = gg_clip_plan(&t->clip, scale, &t->res))) return rc;
+    } else {
+      /* --nonfinite zero: nothing to clip, and a zero norm must not enter
+       * the autoclip history */
+      for (size_t r = 0; r < t->clip.n_rows; r++) t->clip.row_scale[r] = 0.0f;
+      t->res.clip_coef = 1;
+      t->res.autoclip_thresh = 0;
+    }
     gg_optim_begin(&t->opt, t->lr);
     gg_clip_apply_update(&t->clip, &t->opt, t->params, g, &t->res);
     t->res.nonfinite = nf;
