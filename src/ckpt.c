@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gradguard/error.h"
+#include "internal.h"
 #include "gradguard/stats.h"
 
 #define GG_CKPT_FORMAT "gradguard.checkpoint"
@@ -21,36 +22,16 @@ void gg_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 /* ---- writing helpers: each returns 0 or -1; the caller names the file ---- */
 
-static int gg__attr_write(hid_t obj, const char *name, hid_t type, int rank, const hsize_t *dims,
-                          const void *val) {
-  int rc = -1;
-  hid_t sp = rank ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_SCALAR);
-  if (sp < 0) return -1;
-  hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0) goto out_sp;
-  if (H5Awrite(a, type, val) >= 0) rc = 0;
-  H5Aclose(a);
-out_sp:
-  H5Sclose(sp);
-  return rc;
-}
-
 static int gg__attr_i64(hid_t obj, const char *name, int64_t v) {
-  return gg__attr_write(obj, name, H5T_NATIVE_INT64, 0, NULL, &v);
+  return gg__h5_attr_write(obj, name, H5T_NATIVE_INT64, 0, NULL, &v);
 }
 static int gg__attr_i32(hid_t obj, const char *name, int32_t v) {
-  return gg__attr_write(obj, name, H5T_NATIVE_INT32, 0, NULL, &v);
+  return gg__h5_attr_write(obj, name, H5T_NATIVE_INT32, 0, NULL, &v);
 }
 
 /* Variable-length UTF-8 string: what h5py reads back as str. */
 static int gg__attr_str(hid_t obj, const char *name, const char *s) {
-  hid_t t = H5Tcopy(H5T_C_S1);
-  if (t < 0) return -1;
-  int rc = -1;
-  if (H5Tset_size(t, H5T_VARIABLE) >= 0 && H5Tset_cset(t, H5T_CSET_UTF8) >= 0)
-    rc = gg__attr_write(obj, name, t, 0, NULL, &s);
-  H5Tclose(t);
-  return rc;
+  return gg__h5_attr_strs(obj, name, &s, 0);
 }
 
 /* A float32 dataset (rank 1 or 2), chunked (at most ~1 Mi elements a chunk)
@@ -212,7 +193,7 @@ int gg_ckpt_write(const char *path, const gg_arch_t *arch, const float *params,
   bad |= gg__attr_i64(f, "samples_seen", meta->samples_seen);
   bad |= gg__attr_i32(f, "world_size", meta->world_size);
   bad |= gg__attr_i64(f, "seed", (int64_t)meta->seed);
-  bad |= gg__attr_write(f, "layers", H5T_NATIVE_INT32, 1, &nw, widths);
+  bad |= gg__h5_attr_write(f, "layers", H5T_NATIVE_INT32, 1, &nw, widths);
   bad |= gg__attr_str(f, "activation", gg_act_name(arch->act));
   bad |= gg__attr_str(f, "loss", gg_loss_name(arch->loss));
   bad |= gg__attr_str(f, "config", meta->config ? meta->config : "");

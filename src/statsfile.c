@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "gradguard/error.h"
+#include "internal.h"
 
 #define GG_STATS_FORMAT "gradguard.stats"
 #define GG_STATS_VERSION 1
@@ -171,36 +172,10 @@ static double gg__now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* ---- attributes: each helper returns 0 or -1 ---- */
-
-static int gg__attr_write(hid_t obj, const char *name, hid_t type, int rank, const hsize_t *dims,
-                          const void *val) {
-  int rc = -1;
-  hid_t sp = rank ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_SCALAR);
-  if (sp < 0) return -1;
-  hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0) goto out_sp;
-  if (H5Awrite(a, type, val) >= 0) rc = 0;
-  if (H5Aclose(a) < 0) rc = -1;
-out_sp:
-  if (H5Sclose(sp) < 0) rc = -1;
-  return rc;
-}
-
-/* n variable-length UTF-8 strings (n = 0: a scalar), what h5py reads as str. */
-static int gg__attr_strs(hid_t obj, const char *name, const char *const *s, hsize_t n) {
-  int rc = -1;
-  hid_t t = H5Tcopy(H5T_C_S1);
-  if (t < 0) return -1;
-  if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) goto out_t;
-  rc = gg__attr_write(obj, name, t, n ? 1 : 0, &n, s);
-out_t:
-  if (H5Tclose(t) < 0) rc = -1;
-  return rc;
-}
+/* ---- attributes (shared writers in internal.h) ---- */
 
 static int gg__attr_str(hid_t obj, const char *name, const char *s) {
-  return gg__attr_strs(obj, name, &s, 0);
+  return gg__h5_attr_strs(obj, name, &s, 0);
 }
 
 /* Read a scalar string attribute (fixed or variable length) into buf; 0 or -1. */
@@ -272,7 +247,7 @@ static int gg__create_dataset(gg_statsfile_t *f, int slot) {
     double edges[GG_HIST_BINS + 1];
     hsize_t ne = GG_HIST_BINS + 1;
     for (int k = 0; k <= GG_HIST_BINS; k++) edges[k] = GG_HIST_LO + k;
-    if (gg__attr_write(d, "bin_edges", H5T_IEEE_F64LE, 1, &ne, edges)) goto out_dcpl;
+    if (gg__h5_attr_write(d, "bin_edges", H5T_IEEE_F64LE, 1, &ne, edges)) goto out_dcpl;
   }
   rc = 0;
 out_dcpl:
@@ -286,8 +261,8 @@ out_space:
 static int gg__create_layout(gg_statsfile_t *f, const char *const *layer_names) {
   if (gg__attr_str(f->file, "format", GG_STATS_FORMAT)) return -1;
   int32_t version = GG_STATS_VERSION;
-  if (gg__attr_write(f->file, "format_version", H5T_STD_I32LE, 0, NULL, &version)) return -1;
-  if (gg__attr_strs(f->file, "layer_names", layer_names, (hsize_t)f->n_layers)) return -1;
+  if (gg__h5_attr_write(f->file, "format_version", H5T_STD_I32LE, 0, NULL, &version)) return -1;
+  if (gg__h5_attr_strs(f->file, "layer_names", layer_names, (hsize_t)f->n_layers)) return -1;
   hid_t g = H5Gcreate2(f->file, "layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (g < 0) return -1;
   int rc = gg__attr_str(g, "description", "per layer statistics; columns are the layers of "
