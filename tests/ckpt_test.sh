@@ -8,15 +8,7 @@
 set -uo pipefail
 bin=$(cd "$1" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-mpiexec="${MPIEXEC:-mpiexec}"
-py=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+. "$here/tests/testlib.sh"
 run() { local np=$1; shift; timeout 120 "$mpiexec" -q --oversubscribe -n "$np" "$bin/gradguard" train "$@"; }
 same() { h5diff "$1" "$2" /model /model >/dev/null && h5diff "$1" "$2" /optimizer /optimizer >/dev/null; }
 ck() { printf '%s/checkpoints/step-%08d.h5' "$1" "$2"; }
@@ -111,5 +103,4 @@ PY
 then ok "PyTorch nn.Sequential from the checkpoint matches gradguard eval: $(tail -1 tt.txt)"
 else bad "ckpt_to_torch: $(cat ev.json) vs $(tail -1 tt.txt)"; fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -3,14 +3,8 @@
 # errors, the seed network learning, eval --json. Usage: cli_test.sh BUILD_DIR
 set -uo pipefail
 bin=$(cd "$1" && pwd)
-mpiexec="${MPIEXEC:-mpiexec}"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$here/tests/testlib.sh"
 
 # expect NAME CODE CMD...: exit code CODE and (for errors) exactly one stderr line
 expect() {
@@ -63,5 +57,4 @@ printf 'layers = 100,10,1\nloss = bce\nlr = 0.5\nsteps = 2\n' > cfg.ini
 "$bin/gradguard" train --config cfg.ini --data seed.h5 --lr 0.01 --run-dir r2 >cfg.txt 2>&1
 grep -q '^lr = 0.01$' cfg.txt && grep -q '^layers = 100,10,1$' cfg.txt && ok "config file + flag override" || bad "config: $(head -20 cfg.txt)"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

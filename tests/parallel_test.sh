@@ -6,15 +6,8 @@
 # Usage: parallel_test.sh BUILD_DIR
 set -uo pipefail
 bin=$(cd "$1" && pwd)
-mpiexec="${MPIEXEC:-mpiexec}"
-py=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$here/tests/testlib.sh"
 run() { local np=$1; shift; timeout 120 "$mpiexec" -q --oversubscribe -n "$np" "$bin/gradguard" train "$@"; }
 
 "$bin/gg-data" synth --kind blobs --n 1000 --d 24 --k 5 --seed 3 -o blobs.h5 >/dev/null || bad "synth"
@@ -75,5 +68,4 @@ if [ $rc -ne 0 ] && [ $rc -ne 124 ] && awk -v e="$el" 'BEGIN{exit !(e < 15)}'; t
   ok "a rank killed with -9: job ended (exit $rc) after ${el}s"
 else bad "killed rank: rc=$rc after ${el}s"; fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish
