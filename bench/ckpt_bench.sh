@@ -21,7 +21,8 @@ for r in $(seq "$reps"); do
   grep '^checkpoint .* MB in' out.txt | tail -1 | sed 's/.*: \([0-9.]*\) MB in \([0-9.]*\) s.*/\1 \2/' >>ck.txt
   mb=$(tail -1 ck.txt | cut -d' ' -f1)
   count=$(awk -v m="$mb" 'BEGIN{printf "%d", m*1e6/1048576 + 1}')
-  s=$( { /usr/bin/time -f %e dd if=/dev/zero of=dd.bin bs=1M count="$count" conv=fsync status=none; } 2>&1 )
+  TIMEFORMAT=%3R
+  s=$( { time dd if=/dev/zero of=dd.bin bs=1M count="$count" conv=fsync status=none; } 2>&1 )
   echo "$count $s" >>dd.txt
   rm -f dd.bin
 done
