@@ -34,10 +34,11 @@ static int gg__attr_str(hid_t obj, const char *name, const char *s) {
   return gg__h5_attr_strs(obj, name, &s, 0);
 }
 
-/* A float32 dataset (rank 1 or 2), chunked (at most ~1 Mi elements a chunk)
- * with the Fletcher32 checksum. */
-static int gg__write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims,
-                         const float *data) {
+/* A dataset of rank 1 or 2 written in one go, chunked (at most ~1 Mi
+ * elements a chunk) with the Fletcher32 checksum: every dataset of a
+ * checkpoint carries one. ftype is the file type, mtype the memory type. */
+static int gg__write_dset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
+                          const hsize_t *dims, const void *data) {
   int rc = -1;
   hsize_t chunk[2] = {dims[0], rank > 1 ? dims[1] : 1};
   size_t row = rank > 1 ? (size_t)dims[1] : 1;
@@ -50,15 +51,20 @@ static int gg__write_f32(hid_t loc, const char *name, int rank, const hsize_t *d
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   if (dcpl < 0) goto out_sp;
   if (H5Pset_chunk(dcpl, rank, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0) goto out_dcpl;
-  hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  hid_t d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   if (d < 0) goto out_dcpl;
-  if (H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0) rc = 0;
-  H5Dclose(d);
+  if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0) rc = 0;
+  if (H5Dclose(d) < 0) rc = -1;
 out_dcpl:
   H5Pclose(dcpl);
 out_sp:
   H5Sclose(sp);
   return rc;
+}
+
+static int gg__write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                         const float *data) {
+  return gg__write_dset(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rank, dims, data);
 }
 
 static int gg__fsync_path(const char *path, int dir) {
@@ -117,42 +123,8 @@ out:
   return rc;
 }
 
-/* 1-D float64 dataset, chunked with the checksum. */
-static int gg__write_f64(hid_t loc, const char *name, const double *v, size_t n) {
-  int rc = -1;
-  hsize_t dims[1] = {n}, chunk[1] = {n < 65536 ? n : 65536};
-  hid_t sp = H5Screate_simple(1, dims, NULL);
-  if (sp < 0) return -1;
-  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-  if (dcpl < 0) goto out_sp;
-  if (H5Pset_chunk(dcpl, 1, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0) goto out_dcpl;
-  hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-  if (d < 0) goto out_dcpl;
-  if (H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0) rc = 0;
-  H5Dclose(d);
-out_dcpl:
-  H5Pclose(dcpl);
-out_sp:
-  H5Sclose(sp);
-  return rc;
-}
-
-/* A small contiguous dataset of any type (the /stats copies). */
-static int gg__write_small(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
-                           const hsize_t *dims, const void *v) {
-  hid_t sp = H5Screate_simple(rank, dims, NULL);
-  if (sp < 0) return -1;
-  int rc = -1;
-  hid_t d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (d >= 0) {
-    if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0) rc = 0;
-    H5Dclose(d);
-  }
-  H5Sclose(sp);
-  return rc;
-}
-
-/* The newest statistics row as /stats/NAME [1] and /stats/layers/NAME [1, L]. */
+/* The newest statistics row as /stats/NAME [1] and /stats/layers/NAME [1, L],
+ * checksummed like every other dataset. */
 static int gg__write_stats(hid_t f, const gg_stats_t *s) {
   size_t i = s->n ? s->n - 1 : 0, L = (size_t)s->n_layers;
   hid_t g = H5Gcreate2(f, "stats", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -164,12 +136,12 @@ static int gg__write_stats(hid_t f, const gg_stats_t *s) {
       {"loss", s->loss}, {"lr", s->lr}, {"grad_norm", s->grad_norm},
       {"grad_norm_clipped", s->grad_norm_clipped}, {"clip_coef", s->clip_coef},
       {"clipped_fraction", s->clipped_fraction}};
-  if (!bad) bad |= gg__write_small(g, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, one, &s->step[i]);
+  if (!bad) bad |= gg__write_dset(g, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, one, &s->step[i]);
   for (size_t k = 0; !bad && k < sizeof cols / sizeof *cols; k++)
-    bad |= gg__write_small(g, cols[k].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, one, &cols[k].col[i]);
-  if (!bad) bad |= gg__write_small(g, "nonfinite", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, one, &s->nonfinite[i]);
+    bad |= gg__write_dset(g, cols[k].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, one, &cols[k].col[i]);
+  if (!bad) bad |= gg__write_dset(g, "nonfinite", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, one, &s->nonfinite[i]);
   for (int k = 0; !bad && k < GG_STAT__COUNT; k++)
-    bad |= gg__write_small(gl, gg_stat_names[k], H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, row,
+    bad |= gg__write_dset(gl, gg_stat_names[k], H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, row,
                            s->layer[k] + i * L);
   if (gl >= 0) H5Gclose(gl);
   H5Gclose(g);
@@ -205,7 +177,10 @@ int gg_ckpt_write(const char *path, const gg_arch_t *arch, const float *params,
       bad |= gg__attr_i64(gs, "batch", meta->batch);
       bad |= gg__attr_i64(gs, "n_samples", meta->n_samples);
       bad |= gg__attr_i64(gs, "n_skipped", meta->n_skipped);
-      if (meta->n_autoclip) bad |= gg__write_f64(gs, "autoclip_history", meta->autoclip, meta->n_autoclip);
+      hsize_t nh[1] = {meta->n_autoclip};
+      if (meta->n_autoclip)
+        bad |= gg__write_dset(gs, "autoclip_history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, nh,
+                              meta->autoclip);
       H5Gclose(gs);
     }
   }
