@@ -393,33 +393,21 @@ int gg_trainer_step(gg_trainer_t *t) {
                         "stopping as --nonfinite abort asks", s, bad);
     }
     t->n_skipped++;
-    if (cfg->nonfinite == GG_NONFINITE_ZERO) {
-      memset(g, 0, n * sizeof *g);
-      gg_clip_result_t raw = t->res;
-      gg_clip_measure(&t->clip, g, t->params, scale, &t->res);
-      t->res.grad_norm = raw.grad_norm;
-      t->res.nonfinite = 1;
-    } else {
-      update = 0;
-    }
+    if (cfg->nonfinite == GG_NONFINITE_ZERO) memset(g, 0, n * sizeof *g);
+    else update = 0;
   }
   if (update) {
-    int nf = t->res.nonfinite;
-    double raw_norm = t->res.grad_norm;
-    t->res.nonfinite = 0;
-    if (!nf) {
+    if (!t->res.nonfinite) {
       if ((rc = gg_clip_plan(&t->clip, scale, &t->res))) return rc;
     } else {
-      /* --nonfinite zero: nothing to clip, and a zero norm must not enter
-       * the autoclip history */
+      /* --nonfinite zero: the zeroed gradient needs no clipping, and no
+       * norm of it may enter the autoclip history */
       for (size_t r = 0; r < t->clip.n_rows; r++) t->clip.row_scale[r] = 0.0f;
       t->res.clip_coef = 1;
       t->res.autoclip_thresh = 0;
     }
     gg_optim_begin(&t->opt, t->lr);
     gg_clip_apply_update(&t->clip, &t->opt, t->params, g, &t->res);
-    t->res.nonfinite = nf;
-    t->res.grad_norm = raw_norm;
   } else {
     t->res.clip_coef = NAN;
     t->res.grad_norm_clipped = NAN;
