@@ -9,11 +9,16 @@
 # Environment: GG_BUILD (binaries, default build/ next to this folder),
 # GG_DATA (imported HDF5 files, default data/), GG_RUN (run folder,
 # default runs/fashion-mnist), GG_NP (ranks), GG_EPOCHS (default 10),
-# FASHION_MNIST (IDX files, default Debian's dataset-fashion-mnist).
+# GG_RESUME (default auto: continue from the run folder's newest checkpoint;
+# none starts over), FASHION_MNIST (IDX files, default Debian's
+# dataset-fashion-mnist).
+# Preemption: Slurm sends USR1 60 s before the time limit; the ranks finish
+# the step, checkpoint and exit 75, and the job requeues itself to resume.
 #SBATCH --job-name=gg-fashion-mnist
 #SBATCH --time=00:30:00
 #SBATCH --output=%x-%j.out
 #SBATCH --signal=B:USR1@60
+#SBATCH --requeue
 set -euo pipefail
 
 here="${SLURM_SUBMIT_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -23,6 +28,7 @@ run="${GG_RUN:-$here/runs/fashion-mnist}"
 src="${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 np="${GG_NP:-${SLURM_NTASKS:-$(nproc)}}"
 epochs="${GG_EPOCHS:-10}"
+resume="${GG_RESUME:-auto}"
 
 for b in gradguard gg-data; do
   [ -x "$build/$b" ] || { echo "fashion_mnist.sh: $build/$b not built (cmake -S . -B build && cmake --build build)" >&2; exit 66; }
@@ -46,7 +52,7 @@ mpirun -n "$np" "$build/gradguard" train \
   --data "$data/fashion-train.h5" --val-data "$data/fashion-test.h5" \
   --layers 784,256,256,10 --activation relu --loss softmax_ce \
   --optimizer adam --lr 1e-3 --batch 128 --epochs "$epochs" --seed 0 \
-  --run-dir "$run" &
+  --run-dir "$run" --resume "$resume" &
 pid=$!
 trap 'kill -USR1 $pid 2>/dev/null || true' USR1 TERM
 set +e
@@ -54,6 +60,11 @@ wait $pid; rc=$?
 # a trapped signal interrupts `wait`: wait again for the real exit code
 while [ $rc -gt 128 ] && kill -0 $pid 2>/dev/null; do wait $pid; rc=$?; done
 set -e
+if [ $rc -eq 75 ] && [ -n "${SLURM_JOB_ID:-}" ]; then
+  echo "fashion_mnist.sh: stopped with a checkpoint; requeueing job $SLURM_JOB_ID to resume"
+  scontrol requeue "$SLURM_JOB_ID"
+  exit 0
+fi
 [ $rc -eq 0 ] || exit $rc
 
 last=$(ls "$run"/checkpoints/step-*.h5 | sort | tail -n 1)
