@@ -89,13 +89,18 @@ static int cmd_train(const gg_comm_t *comm, int argc, char **argv) {
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     t.stop_request = (volatile int *)&stop_flag;
+    long step0 = t.step; /* > 0 after a resume */
     rc = gg_trainer_run(&t, &failed);
-    if (!rc || rc == GG_EINTERRUPTED) {
-      GG_LOG0(1, "%s after %ld steps in %.1f s (%.3f ms/step, %.0f samples/s); final loss %.5f; "
-                 "checkpoint %s/checkpoints/step-%08ld.h5\n",
-              rc ? "stopped by a signal (resume with --resume auto)" : "done", t.step, gg_now() - t0,
-              t.step ? 1e3 * t.step_seconds / (double)t.step : 0.0,
-              t.step_seconds > 0 ? (double)t.step * (double)cfg.batch / t.step_seconds : 0.0, t.loss,
+    long ran = t.step - step0;
+    if ((!rc || rc == GG_EINTERRUPTED) && ran == 0) {
+      GG_LOG0(1, "nothing to do: the run is already at step %ld of %ld; checkpoint "
+                 "%s/checkpoints/step-%08ld.h5\n", t.step, t.total_steps, cfg.run_dir, t.step);
+    } else if (!rc || rc == GG_EINTERRUPTED) {
+      GG_LOG0(1, "%s after %ld steps (%ld in this run) in %.1f s (%.3f ms/step, %.0f samples/s); "
+                 "final loss %.5f; checkpoint %s/checkpoints/step-%08ld.h5\n",
+              rc ? "stopped by a signal (resume with --resume auto)" : "done", t.step, ran,
+              gg_now() - t0, 1e3 * t.step_seconds / (double)ran,
+              t.step_seconds > 0 ? (double)ran * (double)cfg.batch / t.step_seconds : 0.0, t.loss,
               cfg.run_dir, t.step);
       if (t.n_skipped)
         GG_LOG0(1, "warning: %ld of %ld steps had a non-finite gradient (--nonfinite %s)\n",
