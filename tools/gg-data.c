@@ -183,25 +183,35 @@ static int gz_finish(gzFile gz, const char *path, int rc) {
   return rc;
 }
 
+/* Open an IDX file and read its header: the magic first, alone (so a
+ * swapped or foreign file is named as such), then the hdr_len - 4 bytes of
+ * dimensions. On success *gz is open; on failure it is closed. */
+static int idx_open(const char *path, uint32_t magic, const char *kind, unsigned char *hdr,
+                    size_t hdr_len, gzFile *gz, size_t *done) {
+  int rc = 0;
+  *done = 0;
+  *gz = gz_open(path, &rc);
+  if (!*gz) return rc;
+  if (!rc) rc = gz_read_exact(*gz, path, hdr, 4, done, "the IDX magic");
+  if (!rc && be32(hdr) != magic)
+    rc = gg_err_set(GG_EDATA, "%s: IDX magic 0x%08x; expected 0x%08x (%s)", path,
+                    (unsigned)be32(hdr), (unsigned)magic, kind);
+  if (!rc) rc = gz_read_exact(*gz, path, hdr + 4, hdr_len - 4, done, "the IDX dimensions");
+  if (rc) {
+    gz_finish(*gz, path, rc);
+    *gz = NULL;
+  }
+  return rc;
+}
+
 /* Images: header (magic, n, rows, cols), then n*rows*cols unsigned bytes,
  * stored as X (n, rows*cols) = byte / 255 (torchvision's ToTensor). */
 static int idx_read_images(const char *path, float **X, uint32_t *n, int *d) {
   unsigned char hdr[16], buf[1 << 16];
-  size_t done = 0;
-  int rc = 0;
-  gzFile gz = gz_open(path, &rc);
-  if (!gz) return rc;
-  if (rc) goto out;
-  /* The magic first, alone: a swapped or foreign file is named as such. */
-  rc = gz_read_exact(gz, path, hdr, 4, &done, "the IDX magic");
-  if (rc) goto out;
-  if (be32(hdr) != IDX_MAGIC_IMAGES) {
-    rc = gg_err_set(GG_EDATA, "%s: IDX magic 0x%08x; expected 0x%08x (unsigned-byte images, 3-D)",
-                    path, (unsigned)be32(hdr), IDX_MAGIC_IMAGES);
-    goto out;
-  }
-  rc = gz_read_exact(gz, path, hdr + 4, 12, &done, "the IDX dimensions");
-  if (rc) goto out;
+  size_t done;
+  gzFile gz;
+  int rc = idx_open(path, IDX_MAGIC_IMAGES, "unsigned-byte images, 3-D", hdr, 16, &gz, &done);
+  if (rc) return rc;
   uint32_t cnt = be32(hdr + 4), rows = be32(hdr + 8), cols = be32(hdr + 12);
   if (cnt == 0 || rows == 0 || cols == 0 || (uint64_t)rows * cols > INT_MAX) {
     rc = gg_err_set(GG_EDATA, "%s: IDX dimensions %u x %u x %u are not usable", path,
@@ -234,20 +244,10 @@ out:
 /* Labels: header (magic, n), then n unsigned bytes -> int32. */
 static int idx_read_labels(const char *path, int32_t **labels, uint32_t *n) {
   unsigned char hdr[8];
-  size_t done = 0;
-  int rc = 0;
-  gzFile gz = gz_open(path, &rc);
-  if (!gz) return rc;
-  if (rc) goto out;
-  rc = gz_read_exact(gz, path, hdr, 4, &done, "the IDX magic");
-  if (rc) goto out;
-  if (be32(hdr) != IDX_MAGIC_LABELS) {
-    rc = gg_err_set(GG_EDATA, "%s: IDX magic 0x%08x; expected 0x%08x (unsigned-byte labels, 1-D)",
-                    path, (unsigned)be32(hdr), IDX_MAGIC_LABELS);
-    goto out;
-  }
-  rc = gz_read_exact(gz, path, hdr + 4, 4, &done, "the IDX count");
-  if (rc) goto out;
+  size_t done;
+  gzFile gz;
+  int rc = idx_open(path, IDX_MAGIC_LABELS, "unsigned-byte labels, 1-D", hdr, 8, &gz, &done);
+  if (rc) return rc;
   uint32_t cnt = be32(hdr + 4);
   if (cnt == 0) {
     rc = gg_err_set(GG_EDATA, "%s: IDX file holds no labels", path);
