@@ -47,7 +47,7 @@ run 2 "${args[@]}" --verify-sync 1 --run-dir v2 && ok "--verify-sync 1 on 2 rank
 start=$(date +%s.%N)
 GG_INJECT_FAULT=data:1 run 4 "${args[@]}" --run-dir e4 >out.txt 2>err.txt
 rc=$?
-el=$(echo "$(date +%s.%N) - $start" | bc)
+el=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b - a}')
 lines=$(grep -c . err.txt)
 if [ $rc -eq 66 ] && [ "$lines" -eq 1 ] && grep -q "rank 1" err.txt && awk -v e="$el" 'BEGIN{exit !(e < 10)}'; then
   ok "rank 1 bad input: exit 66 in ${el}s: $(cat err.txt)"
@@ -63,7 +63,7 @@ sleep 3
 pkill -9 -f "gradguard train --data big.h5" -n
 wait $job
 rc=$?
-el=$(echo "$(date +%s.%N) - $start" | bc)
+el=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b - a}')
 if [ $rc -ne 0 ] && [ $rc -ne 124 ] && awk -v e="$el" 'BEGIN{exit !(e < 15)}'; then
   ok "a rank killed with -9: job ended (exit $rc) after ${el}s"
 else bad "killed rank: rc=$rc after ${el}s"; fi
