@@ -19,12 +19,13 @@ int gg_clip_init(gg_clip_t *c, const gg_arch_t *arch, const gg_clip_cfg_t *cfg) 
   c->row_g2 = calloc(c->n_rows, sizeof *c->row_g2);
   c->row_w2 = calloc(c->n_rows, sizeof *c->row_w2);
   c->row_scale = calloc(c->n_rows, sizeof *c->row_scale);
+  c->row_max = calloc(c->n_rows, sizeof *c->row_max);
   c->layer_g2 = calloc((size_t)L, sizeof *c->layer_g2);
   c->layer_maxabs = calloc((size_t)L, sizeof *c->layer_maxabs);
   c->layer_acc = calloc((size_t)L, sizeof *c->layer_acc);
   int need_rows = cfg->agc > 0 || cfg->max_norm > 0;
   c->row_acc = need_rows ? calloc(c->n_rows, sizeof *c->row_acc) : NULL;
-  if (!c->row_begin || !c->layer_row || !c->row_g2 || !c->row_w2 || !c->row_scale ||
+  if (!c->row_begin || !c->layer_row || !c->row_g2 || !c->row_w2 || !c->row_scale || !c->row_max ||
       !c->layer_g2 || !c->layer_maxabs || !c->layer_acc || (need_rows && !c->row_acc)) {
     gg_clip_free(c);
     return gg_err_set(GG_ENOMEM, "out of memory for the clipping buffers");
@@ -38,7 +39,15 @@ int gg_clip_init(gg_clip_t *c, const gg_arch_t *arch, const gg_clip_cfg_t *cfg) 
   }
   c->layer_row[L] = r;
   c->row_begin[r] = arch->n_params;
+  c->row_lo = 0;
+  c->row_hi = c->n_rows;
   return 0;
+}
+
+void gg_clip_set_rows(gg_clip_t *c, size_t lo, size_t hi) {
+  c->row_lo = lo < c->n_rows ? lo : c->n_rows;
+  c->row_hi = hi < c->row_lo ? c->row_lo : hi > c->n_rows ? c->n_rows : hi;
+  c->row_acc_valid = 0;
 }
 
 void gg_clip_free(gg_clip_t *c) {
@@ -47,6 +56,7 @@ void gg_clip_free(gg_clip_t *c) {
   free(c->row_g2);
   free(c->row_w2);
   free(c->row_scale);
+  free(c->row_max);
   free(c->layer_g2);
   free(c->layer_maxabs);
   free(c->layer_acc);
@@ -95,29 +105,77 @@ static inline double gg__row_sumsq(const float *restrict x, size_t n, float *res
   return t;
 }
 
-void gg_clip_measure(gg_clip_t *c, const float *g, const float *params, float scale,
-                     gg_clip_result_t *res) {
+/* x += y, then gg__row_sumsq of the new x (same lanes and order, so the
+ * same bits as adding first and measuring after): the last addition of the
+ * sharded reduction rides on the measure pass instead of a pass of its own. */
+static inline double gg__row_add_sumsq(float *restrict x, const float *restrict y, size_t n,
+                                       float *restrict maxabs) {
+  double s[GG__CLIP_LANES] = {0};
+  float m[GG__CLIP_LANES] = {0};
+  const size_t n_blocks = n / GG__CLIP_LANES;
+  for (size_t b = 0; b < n_blocks; b++) {
+    float *xb = x + b * GG__CLIP_LANES;
+    const float *yb = y + b * GG__CLIP_LANES;
+    for (size_t k = 0; k < GG__CLIP_LANES; k++) {
+      float f = xb[k] + yb[k];
+      xb[k] = f;
+      double v = f;
+      s[k] += v * v;
+      float a = fabsf(f);
+      m[k] = a > m[k] ? a : m[k];
+    }
+  }
+  for (size_t i = n_blocks * GG__CLIP_LANES, k = 0; i < n; i++, k++) {
+    float f = x[i] + y[i];
+    x[i] = f;
+    double v = f;
+    s[k] += v * v;
+    float a = fabsf(f);
+    m[k] = a > m[k] ? a : m[k];
+  }
+  double t = 0;
+  float mm = *maxabs;
+  for (size_t k = 0; k < GG__CLIP_LANES; k++) {
+    t += s[k];
+    mm = m[k] > mm ? m[k] : mm;
+  }
+  *maxabs = mm;
+  return t;
+}
+
+void gg_clip_measure_rows(gg_clip_t *c, float *g, const float *add, const float *params,
+                          float scale) {
+  double s2 = (double)scale * (double)scale;
+  const size_t base = c->row_begin[c->row_lo];
+  for (size_t r = c->row_lo; r < c->row_hi; r++) {
+    size_t b = c->row_begin[r], n = c->row_begin[r + 1] - b;
+    float m = 0;
+    double v = add ? gg__row_add_sumsq(g + b, add + (b - base), n, &m) : gg__row_sumsq(g + b, n, &m);
+    c->row_g2[r] = v * s2;
+    c->row_max[r] = m;
+    if (c->cfg.agc > 0) {
+      /* The last update summed the squares of the weights it wrote:
+       * reading 4 bytes a parameter again costs 2% of a step. */
+      if (c->row_acc_valid) {
+        c->row_w2[r] = c->row_acc[r].w2;
+      } else {
+        float unused = 0;
+        c->row_w2[r] = gg__row_sumsq(params + b, n, &unused);
+      }
+    }
+  }
+}
+
+void gg_clip_measure_finish(gg_clip_t *c, float scale, gg_clip_result_t *res) {
   const gg_arch_t *a = c->arch;
-  double s2 = (double)scale * (double)scale, total = 0;
+  double total = 0;
   int bad = 0;
   for (int l = 0; l < a->n_layers; l++) {
     float m = 0;
     double lsum = 0;
     for (size_t r = c->layer_row[l]; r < c->layer_row[l + 1]; r++) {
-      size_t b = c->row_begin[r], n = c->row_begin[r + 1] - b;
-      double v = gg__row_sumsq(g + b, n, &m) * s2;
-      c->row_g2[r] = v;
-      lsum += v;
-      if (c->cfg.agc > 0) {
-        /* The last update summed the squares of the weights it wrote:
-         * reading 4 bytes a parameter again costs 2% of a step. */
-        if (c->row_acc_valid) {
-          c->row_w2[r] = c->row_acc[r].w2;
-        } else {
-          float unused = 0;
-          c->row_w2[r] = gg__row_sumsq(params + b, n, &unused);
-        }
-      }
+      lsum += c->row_g2[r];
+      m = (float)c->row_max[r] > m ? (float)c->row_max[r] : m;
     }
     /* NaN fails every comparison; fabsf of NaN also defeats the max, so
      * the sum is the reliable witness. */
@@ -129,6 +187,32 @@ void gg_clip_measure(gg_clip_t *c, const float *g, const float *params, float sc
   }
   res->nonfinite = bad;
   res->grad_norm = bad ? NAN : sqrt(total);
+}
+
+void gg_clip_measure(gg_clip_t *c, const float *g, const float *params, float scale,
+                     gg_clip_result_t *res) {
+  /* without an add, measure_rows only reads g */
+  gg_clip_measure_rows(c, (float *)g, NULL, params, scale);
+  gg_clip_measure_finish(c, scale, res);
+}
+
+size_t gg_clip_shared_len(const gg_clip_t *c) { return (c->cfg.agc > 0 ? 3 : 2) * c->n_rows; }
+
+void gg_clip_pack(const gg_clip_t *c, double *buf) {
+  const size_t R = c->n_rows;
+  memset(buf, 0, gg_clip_shared_len(c) * sizeof *buf);
+  for (size_t r = c->row_lo; r < c->row_hi; r++) {
+    buf[r] = c->row_g2[r];
+    buf[R + r] = c->row_max[r];
+    if (c->cfg.agc > 0) buf[2 * R + r] = c->row_w2[r];
+  }
+}
+
+void gg_clip_unpack(gg_clip_t *c, const double *buf) {
+  const size_t R = c->n_rows;
+  memcpy(c->row_g2, buf, R * sizeof *buf);
+  memcpy(c->row_max, buf + R, R * sizeof *buf);
+  if (c->cfg.agc > 0) memcpy(c->row_w2, buf + 2 * R, R * sizeof *buf);
 }
 
 double gg_percentile_sorted(const double *v, size_t n, double p) {
@@ -221,6 +305,9 @@ int gg_clip_plan(gg_clip_t *c, float scale, gg_clip_result_t *res) {
     if (coef > 1) coef = 1;
   }
   res->clip_coef = coef;
+  /* The norm after all clipping, from the row sums; with --clip-value the
+   * update pass measures it instead (the clamp changes values one by one). */
+  res->grad_norm_clipped = sqrt(total) * coef;
   for (size_t r = 0; r < c->n_rows; r++)
     c->row_scale[r] = (float)(c->row_w2[r] * coef * (double)scale);
   return 0;
@@ -276,23 +363,31 @@ static void gg__max_norm_row(float *w, size_t n, double C, gg_update_acc_t *ra) 
 }
 
 void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
-                          gg_clip_result_t *res) {
+                          int want_stats, gg_clip_result_t *res) {
   const gg_arch_t *a = c->arch;
   const gg_clip_cfg_t *k = &c->cfg;
   float clamp = (float)k->clip_value, wclip = (float)k->weight_clip;
   /* Rows of a weight share one factor unless --agc made them differ;
    * --max-norm needs the sums of each row. */
   int per_row = k->agc > 0 || k->max_norm > 0;
-  double g2 = 0, nclamp = 0;
+  /* Only the sums someone reads: --clip-value's count and norm, --max-norm's
+   * w.w_old, the statistics' norms, --agc's row norms of the new weights. */
+  gg_sums_t sums = k->clip_value > 0 || k->max_norm > 0 ? GG_SUMS_ALL
+                   : want_stats || k->agc > 0          ? GG_SUMS_UPDATE
+                                                       : GG_SUMS_NONE;
   for (int l = 0; l < a->n_layers; l++) {
     gg_update_acc_t *acc = &c->layer_acc[l];
     memset(acc, 0, sizeof *acc);
-    size_t r0 = c->layer_row[l], rb = c->layer_row[l + 1] - 1;
+    /* this rank's rows of the layer: [r0, r1), the bias row rb among them or not */
+    size_t rb = c->layer_row[l + 1] - 1;
+    size_t r0 = c->layer_row[l] > c->row_lo ? c->layer_row[l] : c->row_lo;
+    size_t r1 = c->layer_row[l + 1] < c->row_hi ? c->layer_row[l + 1] : c->row_hi;
+    if (r0 >= r1) continue;
     if (per_row) {
-      for (size_t r = r0; r <= rb; r++) {
+      for (size_t r = r0; r < r1; r++) {
         gg_update_acc_t ra = {0};
         size_t b = c->row_begin[r], e = c->row_begin[r + 1];
-        gg_optim_update(opt, params, g, b, e, c->row_scale[r], clamp, wclip, &ra);
+        gg_optim_update_sums(opt, params, g, b, e, c->row_scale[r], clamp, wclip, sums, &ra);
         /* --max-norm right after the row's update, while the row is still
          * in L1: a separate pass over the layer afterwards reads every
          * weight again from memory (3% of a 784-1024-1024-10 step). */
@@ -301,17 +396,32 @@ void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const fl
         gg__acc_add(acc, &ra);
       }
     } else {
-      gg_optim_update(opt, params, g, c->row_begin[r0], c->row_begin[rb], c->row_scale[r0],
-                      clamp, wclip, acc);
-      gg_optim_update(opt, params, g, c->row_begin[rb], c->row_begin[rb + 1], c->row_scale[rb],
-                      clamp, wclip, acc);
+      /* the weight rows share one factor: one call for all of them */
+      size_t w1 = r1 < rb ? r1 : rb;
+      if (r0 < w1)
+        gg_optim_update_sums(opt, params, g, c->row_begin[r0], c->row_begin[w1], c->row_scale[r0],
+                             clamp, wclip, sums, acc);
+      if (r1 > rb)
+        gg_optim_update_sums(opt, params, g, c->row_begin[rb], c->row_begin[rb + 1],
+                             c->row_scale[rb], clamp, wclip, sums, acc);
     }
-    g2 += acc->g2;
-    nclamp += acc->n_clamped;
   }
   c->row_acc_valid = per_row && c->row_acc != NULL;
+  gg_clip_update_done(c, res);
+}
+
+void gg_clip_update_done(const gg_clip_t *c, gg_clip_result_t *res) {
+  if (!(c->cfg.clip_value > 0)) {
+    res->clipped_fraction = 0;
+    return;
+  }
+  double g2 = 0, nclamp = 0;
+  for (int l = 0; l < c->arch->n_layers; l++) {
+    g2 += c->layer_acc[l].g2;
+    nclamp += c->layer_acc[l].n_clamped;
+  }
   res->grad_norm_clipped = sqrt(g2);
-  res->clipped_fraction = nclamp / (double)a->n_params;
+  res->clipped_fraction = nclamp / (double)c->arch->n_params;
 }
 
 void gg_clip_forget_weights(gg_clip_t *c) { c->row_acc_valid = 0; }
@@ -319,16 +429,18 @@ void gg_clip_forget_weights(gg_clip_t *c) { c->row_acc_valid = 0; }
 _Static_assert(sizeof(float) == sizeof(uint32_t), "the histogram reads binary32 exponents");
 void gg_clip_histogram(const gg_clip_t *c, const float *g, float scale, uint32_t *hist) {
   const gg_arch_t *a = c->arch;
+  const size_t lo = c->row_begin[c->row_lo], hi = c->row_begin[c->row_hi];
   for (int l = 0; l < a->n_layers; l++) {
     uint32_t *h = hist + (size_t)l * GG_HIST_BINS;
     memset(h, 0, GG_HIST_BINS * sizeof *h);
-    const float *x = g + a->off[l];
+    /* this rank's part of the layer */
+    size_t b = a->off[l] > lo ? a->off[l] : lo, e = a->off[l] + a->size[l] < hi ? a->off[l] + a->size[l] : hi;
     /* The exponent field of a binary32 v is floor(log2 |v|) + 127 for a
      * normal v; zeros and subnormals (below 2^-126, far under bin 0) have
      * 0 and land in bin 0, Inf and NaN have 255 and land at the top: a
      * shift and a clamp give the bins frexpf would, several times faster. */
-    for (size_t i = 0; i < a->size[l]; i++) {
-      float v = x[i] * scale;
+    for (size_t i = b; i < e; i++) {
+      float v = g[i] * scale;
       uint32_t bits;
       memcpy(&bits, &v, sizeof bits);
       int bin = (int)((bits >> 23) & 0xffu) - 127 - GG_HIST_LO;

@@ -75,6 +75,53 @@ int gg_comm_tree_sum(const gg_comm_t *c, float *buf, float *scratch, size_t n) {
   return 0;
 }
 
+int gg_comm_reduce_scatter_sum(const gg_comm_t *c, float *buf, const int *counts, const int *displs,
+                               float *scratch, float **pending) {
+  const int P = c->size, r = c->rank;
+  *pending = NULL;
+  /* Pairwise exchange: in round k, send the block of rank r+k, receive
+   * rank r-k's part of ours (a permutation: no two ranks wait on each
+   * other). Each rank moves (P-1)/P of the buffer, as in a ring. */
+  for (int k = 1; k < P; k++) {
+    int dst = (r + k) % P, src = (r - k + P) % P;
+    if (MPI_Sendrecv(buf + displs[dst], counts[dst], MPI_FLOAT, dst, 78, scratch, counts[r],
+                     MPI_FLOAT, src, 78, c->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+      return gg_err_set(GG_ECOMM, "MPI_Sendrecv with ranks %d/%d failed in the reduce-scatter",
+                        dst, src);
+    if (k < P - 1) {
+      float *own = buf + displs[r];
+      for (int i = 0; i < counts[r]; i++) own[i] += scratch[i];
+    } else {
+      *pending = scratch;
+    }
+  }
+  return 0;
+}
+
+int gg_comm_allgather(const gg_comm_t *c, float *buf, const int *counts, const int *displs) {
+  if (c->size == 1) return 0;
+  if (MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, c->comm) !=
+      MPI_SUCCESS)
+    return gg_err_set(GG_ECOMM, "MPI_Allgatherv of the parameters failed");
+  return 0;
+}
+
+int gg_comm_gather0(const gg_comm_t *c, float *buf, const int *counts, const int *displs) {
+  if (c->size == 1) return 0;
+  int rc = c->rank == 0
+               ? MPI_Gatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, 0,
+                             c->comm)
+               : MPI_Gatherv(buf + displs[c->rank], counts[c->rank], MPI_FLOAT, NULL, NULL, NULL,
+                             MPI_FLOAT, 0, c->comm);
+  return rc == MPI_SUCCESS ? 0 : gg_err_set(GG_ECOMM, "MPI_Gatherv to rank 0 failed");
+}
+
+int gg_comm_allreduce_sum_u32(const gg_comm_t *c, uint32_t *buf, size_t n) {
+  if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_UINT32_T, MPI_SUM, c->comm) != MPI_SUCCESS)
+    return gg_err_set(GG_ECOMM, "MPI_Allreduce failed");
+  return 0;
+}
+
 int gg_comm_allreduce_sum_d(const gg_comm_t *c, double *buf, size_t n) {
   if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, c->comm) != MPI_SUCCESS)
     return gg_err_set(GG_ECOMM, "MPI_Allreduce failed");

@@ -17,7 +17,7 @@
 
 typedef enum {
   T_PATH, T_LONG, T_DOUBLE, T_U64, T_FLAG, T_LAYERS, T_ACT, T_LOSS, T_INIT,
-  T_OPT, T_SCHED, T_WARMUP, T_NONFINITE, T_VERBOSITY
+  T_OPT, T_SCHED, T_WARMUP, T_NONFINITE, T_VERBOSITY, T_SHARD
 } gg__opt_type_t;
 
 typedef struct {
@@ -68,6 +68,7 @@ static const gg__opt_t gg__opts[] = {
   {"print-stats", T_LONG, OFF(print_stats), 0, 1e15, "print a per-layer statistics table every N steps (0 = off)"},
   {"deterministic", T_FLAG, OFF(deterministic), NOLIM, "bitwise-identical results for any power-of-two rank count"},
   {"threads", T_LONG, OFF(threads), 0, 4096, "BLAS threads per rank (0 = cores of the node / ranks on it)"},
+  {"shard-update", T_SHARD, OFF(shard_update), NOLIM, "split the optimizer update over the ranks: auto|on|off (auto: on for >= 65536 parameters on 2+ ranks, off with --deterministic)"},
   {"verify-sync", T_LONG, OFF(verify_sync), 0, 1e15, "check every N steps that all ranks hold identical weights (0 = off)"},
   {"verbosity", T_VERBOSITY, OFF(verbosity), 0, 2, "0 quiet, 1 normal, 2 verbose (-q, -v)"},
   {"flush-denormals", T_FLAG, OFF(flush_denormals), NOLIM, "treat subnormal floats (< 1.2e-38) as 0: avoids 10x slow steps once gradients underflow"},
@@ -230,6 +231,12 @@ int gg_config_set(gg_config_t *cfg, const char *key, const char *value) {
     else if (strcmp(value, "zero") == 0) cfg->nonfinite = GG_NONFINITE_ZERO;
     else if (strcmp(value, "abort") == 0) cfg->nonfinite = GG_NONFINITE_ABORT;
     else return gg_err_set(GG_EUSAGE, "--nonfinite: unknown '%s' (skip, zero, abort)", value);
+    return 0;
+  case T_SHARD:
+    if (strcmp(value, "auto") == 0) cfg->shard_update = GG_SHARD_AUTO;
+    else if (strcmp(value, "on") == 0) cfg->shard_update = GG_SHARD_ON;
+    else if (strcmp(value, "off") == 0) cfg->shard_update = GG_SHARD_OFF;
+    else return gg_err_set(GG_EUSAGE, "--shard-update: unknown '%s' (auto, on, off)", value);
     return 0;
   }
   return gg_err_set(GG_EINTERNAL, "--%s: unhandled option type", key);
@@ -446,6 +453,10 @@ int gg_config_to_ini(const gg_config_t *cfg, char *buf, size_t len) {
     case T_NONFINITE:
       snprintf(v, sizeof v, "%s", cfg->nonfinite == GG_NONFINITE_SKIP ? "skip"
                                   : cfg->nonfinite == GG_NONFINITE_ZERO ? "zero" : "abort");
+      break;
+    case T_SHARD:
+      snprintf(v, sizeof v, "%s", cfg->shard_update == GG_SHARD_ON    ? "on"
+                                  : cfg->shard_update == GG_SHARD_OFF ? "off" : "auto");
       break;
     }
     bad |= gg__cat(buf, len, &pos, "%s = %s\n", o->name, v);

@@ -139,7 +139,7 @@ typedef struct {
 /* Element i in lane k: g' = clamp(scale g), the update of KIND, the weight
  * clip, the sums. kind is a compile-time constant at every call, so the
  * switch folds away and each kind's loop carries only its own arithmetic. */
-static GG__ALWAYS_INLINE void update_elem(const int kind, const step_consts_t *c, float *restrict w,
+static GG__ALWAYS_INLINE void update_elem(const int kind, const int sums, const step_consts_t *c, float *restrict w,
                                           const float *restrict g, float *restrict s0,
                                           float *restrict s1, size_t i, size_t k, float scale,
                                           float clamp, float wclip, lane_acc_t *a) {
@@ -180,18 +180,24 @@ static GG__ALWAYS_INLINE void update_elem(const int kind, const step_consts_t *c
   }
   w1 = w1 > wclip ? wclip : (w1 < -wclip ? -wclip : w1);
   w[i] = w1;
+  /* Only the sums of this pass's level: six double accumulators cost more
+   * than Adam itself, and most steps need two or three of them. */
   const double gd = gc, w0d = w0, w1d = w1, dw = w1d - w0d;
-  a->g2[k] += gd * gd;
-  a->nc[k] += (double)((gs > clamp) | (gs < -clamp));
-  a->w2[k] += w1d * w1d;
-  a->dw2[k] += dw * dw;
-  a->ww[k] += w1d * w0d;
-  a->w02[k] += w0d * w0d;
+  if (sums >= GG_SUMS_ALL) {
+    a->g2[k] += gd * gd;
+    a->nc[k] += (double)((gs > clamp) | (gs < -clamp));
+    a->ww[k] += w1d * w0d;
+  }
+  if (sums >= GG_SUMS_UPDATE) {
+    a->w2[k] += w1d * w1d;
+    a->dw2[k] += dw * dw;
+    a->w02[k] += w0d * w0d;
+  }
 }
 
 /* Full blocks of GG__LANES (the loop the compiler vectorizes), then the
  * tail in lanes 0.. of one partial block. */
-static GG__ALWAYS_INLINE void update_range(const int kind, const step_consts_t *c, float *restrict w,
+static GG__ALWAYS_INLINE void update_range(const int kind, const int sums, const step_consts_t *c, float *restrict w,
                                            const float *restrict g, float *restrict s0,
                                            float *restrict s1, size_t begin, size_t end, float scale,
                                            float clamp, float wclip, gg_update_acc_t *acc) {
@@ -200,9 +206,10 @@ static GG__ALWAYS_INLINE void update_range(const int kind, const step_consts_t *
   const size_t n_blocks = (end - begin) / GG__LANES;
   for (size_t b = 0; b < n_blocks; b++)
     for (size_t k = 0; k < GG__LANES; k++)
-      update_elem(kind, c, w, g, s0, s1, begin + b * GG__LANES + k, k, scale, clamp, wclip, &a);
+      update_elem(kind, sums, c, w, g, s0, s1, begin + b * GG__LANES + k, k, scale, clamp, wclip,
+                  &a);
   for (size_t i = begin + n_blocks * GG__LANES, k = 0; i < end; i++, k++)
-    update_elem(kind, c, w, g, s0, s1, i, k, scale, clamp, wclip, &a);
+    update_elem(kind, sums, c, w, g, s0, s1, i, k, scale, clamp, wclip, &a);
   for (int k = 0; k < GG__LANES; k++) {
     acc->g2 += a.g2[k];
     acc->n_clamped += a.nc[k];
@@ -220,22 +227,21 @@ static GG__ALWAYS_INLINE void update_range(const int kind, const step_consts_t *
   step_consts_t c, float *restrict w, const float *restrict g, float *restrict s0,         \
       float *restrict s1, size_t begin, size_t end, float scale, float clamp, float wclip, \
       gg_update_acc_t *restrict acc
-static GG__NOINLINE void update_sgd(GG__UPDATE_ARGS) {
-  update_range(GG_OPT_SGD, &c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc);
-}
-static GG__NOINLINE void update_momentum(GG__UPDATE_ARGS) {
-  update_range(GG_OPT_MOMENTUM, &c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc);
-}
-static GG__NOINLINE void update_nesterov(GG__UPDATE_ARGS) {
-  update_range(GG_OPT_NESTEROV, &c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc);
-}
-static GG__NOINLINE void update_adam(GG__UPDATE_ARGS) {
-  update_range(GG_OPT_ADAM, &c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc);
-}
-static GG__NOINLINE void update_adamw(GG__UPDATE_ARGS) {
-  update_range(GG_OPT_ADAMW, &c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc);
-}
-#undef GG__UPDATE_ARGS
+#define GG__UPDATE_FN(name, KIND, SUMS)                                                   \
+  static GG__NOINLINE void name(GG__UPDATE_ARGS) {                                        \
+    update_range(KIND, SUMS, &c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc);     \
+  }
+#define GG__UPDATE_FNS(kname, KIND)                                                       \
+  GG__UPDATE_FN(kname##_none, KIND, GG_SUMS_NONE)                                         \
+  GG__UPDATE_FN(kname##_update, KIND, GG_SUMS_UPDATE)                                     \
+  GG__UPDATE_FN(kname##_all, KIND, GG_SUMS_ALL)
+GG__UPDATE_FNS(update_sgd, GG_OPT_SGD)
+GG__UPDATE_FNS(update_momentum, GG_OPT_MOMENTUM)
+GG__UPDATE_FNS(update_nesterov, GG_OPT_NESTEROV)
+GG__UPDATE_FNS(update_adam, GG_OPT_ADAM)
+GG__UPDATE_FNS(update_adamw, GG_OPT_ADAMW)
+#undef GG__UPDATE_FNS
+#undef GG__UPDATE_FN
 
 /* Per element (optim.h):
  *   g' = clamp(scale g, -clamp, clamp)
@@ -248,6 +254,12 @@ static GG__NOINLINE void update_adamw(GG__UPDATE_ARGS) {
  *   w' = clamp(w', -wclip, wclip)  */
 void gg_optim_update(gg_optim_t *opt, float *params, const float *grads, size_t begin, size_t end,
                      float scale, float clamp, float wclip, gg_update_acc_t *acc) {
+  gg_optim_update_sums(opt, params, grads, begin, end, scale, clamp, wclip, GG_SUMS_ALL, acc);
+}
+
+void gg_optim_update_sums(gg_optim_t *opt, float *params, const float *grads, size_t begin,
+                          size_t end, float scale, float clamp, float wclip, gg_sums_t sums,
+                          gg_update_acc_t *acc) {
   if (end > opt->n) end = opt->n;
   if (begin >= end) return;
   const step_consts_t c = {
@@ -272,15 +284,19 @@ void gg_optim_update(gg_optim_t *opt, float *params, const float *grads, size_t 
   if (!acc) acc = &unused;
   float *w = params;
   const float *g = grads;
-  switch (opt->kind) {
-  case GG_OPT_SGD: update_sgd(c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc); break;
-  case GG_OPT_MOMENTUM: update_momentum(c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc); break;
-  case GG_OPT_NESTEROV: update_nesterov(c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc); break;
-  case GG_OPT_ADAM: update_adam(c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc); break;
-  case GG_OPT_ADAMW: update_adamw(c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc); break;
-  default: break;
-  }
+  typedef void (*update_fn)(GG__UPDATE_ARGS);
+  static const update_fn fns[][3] = {
+      [GG_OPT_SGD] = {update_sgd_none, update_sgd_update, update_sgd_all},
+      [GG_OPT_MOMENTUM] = {update_momentum_none, update_momentum_update, update_momentum_all},
+      [GG_OPT_NESTEROV] = {update_nesterov_none, update_nesterov_update, update_nesterov_all},
+      [GG_OPT_ADAM] = {update_adam_none, update_adam_update, update_adam_all},
+      [GG_OPT_ADAMW] = {update_adamw_none, update_adamw_update, update_adamw_all},
+  };
+  if ((unsigned)opt->kind >= sizeof fns / sizeof fns[0] || (unsigned)sums > GG_SUMS_ALL) return;
+  fns[opt->kind][sums](c, w, g, s0, s1, begin, end, scale, clamp, wclip, acc);
 }
+
+#undef GG__UPDATE_ARGS
 
 void gg_optim_step(gg_optim_t *opt, float *params, const float *grads, double lr) {
   gg_update_acc_t unused = {0};

@@ -7,6 +7,7 @@
 #endif
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,50 @@ static int gg__mkdirs(const char *path) {
     *p = '/';
   }
   if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+  return 0;
+}
+
+/* --shard-update: below this many parameters the extra collectives cost
+ * more than the work they split (the seed net's step is ~20 us). */
+#define GG_SHARD_MIN_PARAMS 65536
+
+/* The row blocks of the ranks, cut where the parameter count is nearest
+ * an equal split (rows never straddle ranks: each row's norm is one rank's
+ * sum). Not collective: every rank computes the same cut. */
+static int gg__shard_setup(gg_trainer_t *t) {
+  const gg_config_t *cfg = t->cfg;
+  const int P = t->comm->size;
+  const size_t n = t->arch.n_params, R = t->clip.n_rows;
+  if (cfg->shard_update == GG_SHARD_ON && cfg->deterministic)
+    return gg_err_set(GG_EUSAGE, "--shard-update on cannot be combined with --deterministic");
+  int want = cfg->shard_update == GG_SHARD_ON ||
+             (cfg->shard_update == GG_SHARD_AUTO && !cfg->deterministic && n >= GG_SHARD_MIN_PARAMS);
+  if (!want || P == 1 || n > (size_t)INT_MAX) return 0;
+  t->sh_row = calloc((size_t)P + 1, sizeof *t->sh_row);
+  t->sh_cnt = calloc((size_t)P, sizeof *t->sh_cnt);
+  t->sh_off = calloc((size_t)P, sizeof *t->sh_off);
+  t->sh_small = calloc(gg_clip_shared_len(&t->clip) + t->n_extra, sizeof *t->sh_small);
+  if (!t->sh_row || !t->sh_cnt || !t->sh_off || !t->sh_small)
+    return gg_err_set(GG_ENOMEM, "out of memory for the sharded update");
+  const size_t *rb = t->clip.row_begin;
+  size_t r = 0, most = 0;
+  for (int k = 1; k < P; k++) {
+    size_t target = n / (size_t)P * (size_t)k + n % (size_t)P * (size_t)k / (size_t)P;
+    while (r < R && rb[r + 1] <= target) r++;
+    /* row r straddles the target: cut before or after it, whichever is nearer */
+    if (r < R && rb[r + 1] - target < target - rb[r]) r++;
+    t->sh_row[k] = r;
+  }
+  t->sh_row[P] = R;
+  for (int k = 0; k < P; k++) {
+    t->sh_off[k] = (int)rb[t->sh_row[k]];
+    t->sh_cnt[k] = (int)(rb[t->sh_row[k + 1]] - rb[t->sh_row[k]]);
+    if ((size_t)t->sh_cnt[k] > most) most = (size_t)t->sh_cnt[k];
+  }
+  t->sh_recv = malloc((most ? most : 1) * sizeof *t->sh_recv);
+  if (!t->sh_recv) return gg_err_set(GG_ENOMEM, "out of memory for the sharded update");
+  gg_clip_set_rows(&t->clip, t->sh_row[t->comm->rank], t->sh_row[t->comm->rank + 1]);
+  t->sharded = 1;
   return 0;
 }
 
@@ -116,6 +161,7 @@ static int gg__trainer_setup(gg_trainer_t *t) {
                       cfg->autoclip, cfg->weight_clip, cfg->max_norm};
   if ((rc = gg_clip_init(&t->clip, a, &cc))) return rc;
   if ((rc = gg_stats_init(&t->stats, L, GG_STATS_ROWS, GG_STATS_HISTS))) return rc;
+  if ((rc = gg__shard_setup(t))) return rc;
 
   if (comm->rank == 0) {
     char ck[GG_PATH_MAX + 16];
@@ -286,7 +332,8 @@ int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *co
     if (failed_rank) *failed_rank = 0;
     return gg_err_set(GG_EINTERNAL, "initial weights differ between ranks");
   }
-  GG_LOG0(2, "threads per rank: %d\n", threads);
+  GG_LOG0(2, "threads per rank: %d; optimizer update %s\n", threads,
+          t->sharded ? "sharded over the ranks (--shard-update)" : "on every rank");
   return 0;
 }
 
@@ -310,6 +357,11 @@ void gg_trainer_free(gg_trainer_t *t) {
   free(t->hist);
   free(t->det_stack);
   free(t->det_scratch);
+  free(t->sh_row);
+  free(t->sh_cnt);
+  free(t->sh_off);
+  free(t->sh_recv);
+  free(t->sh_small);
   memset(t, 0, sizeof *t);
 }
 
@@ -369,8 +421,25 @@ int gg_trainer_step(gg_trainer_t *t) {
   x[GG_EXTRA_STOP] = t->stop_request && *t->stop_request ? 1.0f : 0.0f;
   x[GG_EXTRA_IOERR] = t->pending_rc ? 1.0f : 0.0f;
   for (int l = 0; l < L; l++) x[GG_EXTRA_SAT + l] = (float)t->sat[l];
-  if (cfg->deterministic) rc = gg_comm_tree_sum(t->comm, g, t->det_scratch, n + t->n_extra);
-  else rc = gg_comm_allreduce_sum(t->comm, g, n + t->n_extra);
+  const float scale = 1.0f / (float)B; /* the global-batch mean */
+  if (cfg->deterministic) {
+    rc = gg_comm_tree_sum(t->comm, g, t->det_scratch, n + t->n_extra);
+  } else if (!t->sharded) {
+    rc = gg_comm_allreduce_sum(t->comm, g, n + t->n_extra);
+  } else {
+    /* this rank's block summed (its last addend added by the measure pass),
+     * then the row sums and the extras of all ranks in one small allreduce */
+    float *add = NULL;
+    rc = gg_comm_reduce_scatter_sum(t->comm, g, t->sh_cnt, t->sh_off, t->sh_recv, &add);
+    if (rc) return rc;
+    gg_clip_measure_rows(&t->clip, g, add, t->params, scale);
+    const size_t ns = gg_clip_shared_len(&t->clip);
+    gg_clip_pack(&t->clip, t->sh_small);
+    for (size_t e = 0; e < t->n_extra; e++) t->sh_small[ns + e] = x[e];
+    rc = gg_comm_allreduce_sum_d(t->comm, t->sh_small, ns + t->n_extra);
+    gg_clip_unpack(&t->clip, t->sh_small);
+    for (size_t e = 0; e < t->n_extra; e++) x[e] = (float)t->sh_small[ns + e];
+  }
   if (rc) return rc;
   if (x[GG_EXTRA_IOERR] > 0) return t->pending_rc ? t->pending_rc : GG_EIO;
   for (int l = 0; l < L; l++) t->sat[l] = x[GG_EXTRA_SAT + l];
@@ -380,8 +449,8 @@ int gg_trainer_step(gg_trainer_t *t) {
   t->lr = gg_sched_lr(&cfg->schedule, cfg->lr, s, t->total_steps);
 
   /* measure the averaged gradient (scale 1/B), decide on non-finite values */
-  const float scale = 1.0f / (float)B;
-  gg_clip_measure(&t->clip, g, t->params, scale, &t->res);
+  if (t->sharded) gg_clip_measure_finish(&t->clip, scale, &t->res);
+  else gg_clip_measure(&t->clip, g, t->params, scale, &t->res);
   int update = 1;
   if (t->res.nonfinite) {
     if (cfg->nonfinite == GG_NONFINITE_ABORT) {
@@ -405,9 +474,20 @@ int gg_trainer_step(gg_trainer_t *t) {
       for (size_t r = 0; r < t->clip.n_rows; r++) t->clip.row_scale[r] = 0.0f;
       t->res.clip_coef = 1;
       t->res.autoclip_thresh = 0;
+      t->res.grad_norm_clipped = 0;
     }
     gg_optim_begin(&t->opt, t->lr);
-    gg_clip_apply_update(&t->clip, &t->opt, t->params, g, &t->res);
+    gg_clip_apply_update(&t->clip, &t->opt, t->params, g, want_stats, &t->res);
+    if (t->sharded) {
+      /* every rank's part of the update sums, then the whole weights */
+      if (want_stats || cfg->clip_value > 0) {
+        _Static_assert(sizeof(gg_update_acc_t) == 6 * sizeof(double), "layer_acc is 6 doubles a layer");
+        if ((rc = gg_comm_allreduce_sum_d(t->comm, (double *)t->clip.layer_acc, (size_t)L * 6)))
+          return rc;
+        gg_clip_update_done(&t->clip, &t->res);
+      }
+      if ((rc = gg_comm_allgather(t->comm, t->params, t->sh_cnt, t->sh_off))) return rc;
+    }
   } else {
     t->res.clip_coef = NAN;
     t->res.grad_norm_clipped = NAN;
@@ -422,6 +502,9 @@ int gg_trainer_step(gg_trainer_t *t) {
   }
   if (gg__every(s, cfg->hist_every)) {
     gg_clip_histogram(&t->clip, g, scale, t->hist);
+    if (t->sharded &&
+        (rc = gg_comm_allreduce_sum_u32(t->comm, t->hist, (size_t)L * GG_HIST_BINS)))
+      return rc;
     if (t->stats.hist_n == t->stats.hist_cap) gg_stats_clear(&t->stats);
     if ((rc = gg_stats_record_hist(&t->stats, s, t->hist))) return rc;
   }
@@ -517,6 +600,11 @@ static void gg__prune(const char *dir, long keep) {
 int gg_trainer_checkpoint(gg_trainer_t *t, int *failed_rank) {
   /* stats.h5 holds every row up to the checkpoint before it exists */
   int rc = gg__drain_stats(t, 1);
+  /* a sharded update keeps each rank's block of the optimizer state only */
+  for (int sl = 0; t->sharded && sl < t->opt.n_slots; sl++) {
+    int grc = gg_comm_gather0(t->comm, gg_optim_slot(&t->opt, sl), t->sh_cnt, t->sh_off);
+    if (grc && !rc) rc = grc;
+  }
   if (t->comm->rank == 0) {
     char dir[GG_PATH_MAX + 16], path[GG_PATH_MAX + 48];
     static char ini[1 << 16];

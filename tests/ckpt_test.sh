@@ -31,6 +31,17 @@ steps_once b 40 && ok "stats.h5 holds steps 1..40 exactly once after the resume"
 $py -c 'import sys,h5py; f=h5py.File("b/stats.h5","r"); sys.exit(0 if list(f["hist_step"][()])==[1,10,20,30,40] else 1)' &&
   ok "histogram steps 1,10,20,30,40 once each" || bad "hist_step after resume"
 
+# 1b. the same with the update sharded over the ranks: the checkpoint must
+# gather every rank's block of the Adam state
+run 2 "${args[@]}" --shard-update on --run-dir sa || bad "sharded straight run"
+run 2 "${args[@]}" --shard-update on --run-dir sb || bad "sharded run b"
+rm "$(ck sb 40)"
+run 2 "${args[@]}" --shard-update on --run-dir sb --resume auto || bad "sharded resume"
+same "$(ck sa 40)" "$(ck sb 40)" && ok "--shard-update on: stopped at 20, resumed to 40 == straight 40 (bitwise)" ||
+  bad "sharded resume differs"
+same "$(ck a 20)" "$(ck sa 20)" && ok "--shard-update on: its step-20 checkpoint is bitwise the unsharded one" ||
+  bad "sharded checkpoint differs from the unsharded one"
+
 # 2. --deterministic: 4 ranks to step 20, resumed on 2 == straight 1 rank
 run 1 "${args[@]}" --deterministic --run-dir d1 || bad "det 1"
 run 4 "${args[@]}" --deterministic --run-dir d4 || bad "det 4"

@@ -93,7 +93,7 @@ static void fx_step_buf(fx_t *f, float *w, const float *g, float *w0, float scal
   ck_assert_int_eq(f->res.nonfinite, 0);
   ck_assert_int_eq(gg_clip_plan(&f->clip, scale, &f->res), 0);
   gg_optim_begin(&f->opt, 1.0);
-  gg_clip_apply_update(&f->clip, &f->opt, w, g, &f->res);
+  gg_clip_apply_update(&f->clip, &f->opt, w, g, 1, &f->res);
 }
 static void fx_step(fx_t *f, float scale) { fx_step_buf(f, f->w, f->g, f->w0, scale); }
 
@@ -730,7 +730,9 @@ static void check_layer_acc(const fx_t *f, double rel) {
     const gg_update_acc_t *acc = &f->clip.layer_acc[l];
     ck_assert_rel(acc->w2, w2, rel);
     ck_assert_rel(acc->wold2, wold2, rel);
-    ck_assert_rel(acc->wwold, ww, rel);
+    /* w'.w is summed only where --max-norm (or --clip-value's full pass) needs it */
+    if (f->clip.cfg.max_norm > 0 || f->clip.cfg.clip_value > 0) ck_assert_rel(acc->wwold, ww, rel);
+    else ck_assert(acc->wwold == 0);
     /* ||dw|| to 1e-6 of ||w||: the update ratio of the statistics */
     ck_assert_close(sqrt(acc->dw2), sqrt(dw2), 0, rel * sqrt(wold2));
   }
@@ -781,6 +783,40 @@ START_TEST(test_layer_sums_plain_and_per_row) {
     for (int i = 0; i < NP; i++) g2 += pow((double)f.w0[i] - f.w[i], 2);
     ck_assert_rel(f.res.grad_norm_clipped, sqrt(g2), 1e-5); /* g' read back through w */
     fx_free(&f);
+  }
+}
+END_TEST
+
+START_TEST(test_sums_without_stats) {
+  /* a step that records no statistics skips the update sums, and the
+   * weights are bitwise those of a step that sums them; --agc still gets
+   * the row norms of the new weights it needs */
+  for (int variant = 0; variant < 2; variant++) {
+    gg_clip_cfg_t cfg = cfg_none();
+    if (variant == 0) cfg.clip_norm = 0.5;
+    else cfg.agc = 0.05;
+    fx_t a, b;
+    fx_init(&a, cfg);
+    fx_init(&b, cfg);
+    for (int i = 0; i < NP; i++) {
+      a.w[i] = b.w[i] = (float)pat(i + 4);
+      a.g[i] = b.g[i] = (float)pat(i);
+    }
+    for (fx_t *f = &a; f; f = f == &a ? &b : NULL) {
+      gg_clip_measure(&f->clip, f->g, f->w, 0.5f, &f->res);
+      ck_assert_int_eq(gg_clip_plan(&f->clip, 0.5f, &f->res), 0);
+      gg_optim_begin(&f->opt, 1.0);
+      gg_clip_apply_update(&f->clip, &f->opt, f->w, f->g, f == &a, &f->res);
+    }
+    ck_assert(memcmp(a.w, b.w, sizeof(float) * NP) == 0);
+    ck_assert_rel(b.res.grad_norm_clipped, a.res.grad_norm_clipped, 1e-12);
+    for (int l = 0; l < 2; l++) {
+      ck_assert(a.clip.layer_acc[l].w2 > 0);
+      if (variant == 0) ck_assert(b.clip.layer_acc[l].w2 == 0 && b.clip.layer_acc[l].dw2 == 0);
+      else ck_assert(b.clip.layer_acc[l].w2 == a.clip.layer_acc[l].w2);
+    }
+    fx_free(&a);
+    fx_free(&b);
   }
 }
 END_TEST
@@ -1076,6 +1112,7 @@ static Suite *clip_suite(void) {
   tcase_add_test(tc, test_max_norm_rows);
   tcase_add_test(tc, test_max_norm_layer_sums);
   tcase_add_test(tc, test_layer_sums_plain_and_per_row);
+  tcase_add_test(tc, test_sums_without_stats);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("edge cases");
   tcase_add_test(te, test_zero_gradient_all_controls);

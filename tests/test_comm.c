@@ -72,6 +72,58 @@ START_TEST(identical_detects_divergence) {
 }
 END_TEST
 
+/* Uneven blocks (rank k owns 3k+1 elements, the last block possibly
+ * empty-ish) with integer-valued floats, so every sum is exact. */
+static void blocks(int P, int *cnt, int *off, int *n) {
+  *n = 0;
+  for (int k = 0; k < P; k++) {
+    cnt[k] = 3 * k + 1;
+    off[k] = *n;
+    *n += cnt[k];
+  }
+}
+
+START_TEST(reduce_scatter_sums_own_block) {
+  int cnt[64], off[64], n;
+  blocks(C.size, cnt, off, &n);
+  float *buf = malloc((size_t)n * sizeof *buf), *scratch = malloc(64 * sizeof *scratch);
+  for (int i = 0; i < n; i++) buf[i] = (float)(i + 100 * C.rank);
+  float *pending = (float *)1;
+  ck_assert_int_eq(gg_comm_reduce_scatter_sum(&C, buf, cnt, off, scratch, &pending), 0);
+  ck_assert(C.size == 1 ? pending == NULL : pending == scratch);
+  /* sum over ranks of i + 100 q = P i + 100 P (P-1) / 2 */
+  double want_extra = 100.0 * C.size * (C.size - 1) / 2;
+  for (int i = 0; i < cnt[C.rank]; i++) {
+    int j = off[C.rank] + i;
+    float got = buf[j] + (pending ? pending[i] : 0.0f);
+    ck_assert_double_eq(got, (double)C.size * j + want_extra);
+  }
+  /* the other blocks are untouched */
+  for (int j = 0; j < n; j++)
+    if (j < off[C.rank] || j >= off[C.rank] + cnt[C.rank]) ck_assert(buf[j] == (float)(j + 100 * C.rank));
+  free(buf);
+  free(scratch);
+}
+END_TEST
+
+START_TEST(allgather_and_gather0_fill_blocks) {
+  int cnt[64], off[64], n;
+  blocks(C.size, cnt, off, &n);
+  float *buf = malloc((size_t)n * sizeof *buf);
+  /* each rank knows its own block only; -1 elsewhere */
+  for (int j = 0; j < n; j++) buf[j] = -1;
+  for (int i = 0; i < cnt[C.rank]; i++) buf[off[C.rank] + i] = (float)(off[C.rank] + i);
+  ck_assert_int_eq(gg_comm_gather0(&C, buf, cnt, off), 0);
+  for (int j = 0; j < n; j++) {
+    int mine = j >= off[C.rank] && j < off[C.rank] + cnt[C.rank];
+    ck_assert(buf[j] == (C.rank == 0 || mine ? (float)j : -1.0f));
+  }
+  ck_assert_int_eq(gg_comm_allgather(&C, buf, cnt, off), 0);
+  for (int j = 0; j < n; j++) ck_assert(buf[j] == (float)j);
+  free(buf);
+}
+END_TEST
+
 START_TEST(default_threads_positive) {
   int t = gg_comm_default_threads(&C);
   ck_assert_int_ge(t, 1);
@@ -89,6 +141,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, allreduce_sums_in_place);
   tcase_add_test(tc, identical_detects_divergence);
   tcase_add_test(tc, default_threads_positive);
+  tcase_add_test(tc, reduce_scatter_sums_own_block);
+  tcase_add_test(tc, allgather_and_gather0_fill_blocks);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_set_fork_status(sr, CK_NOFORK); /* MPI state must stay in this process */

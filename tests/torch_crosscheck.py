@@ -345,6 +345,7 @@ def command(case: Case, data, init_path, run_dir, args) -> List[str]:
         cmd += [CLIP_FLAGS[ctl], fmt(getattr(c, ctl))]
     cmd += ["--batch", str(N_SAMPLES), "--steps", str(case.steps), "--seed", "0",
             "--init-from", init_path, "--run-dir", run_dir]
+    cmd += args.gg_arg
     if args.np > 1:
         cmd = [args.mpiexec, "-n", str(args.np), "--oversubscribe"] + cmd
     return cmd
@@ -520,6 +521,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fixed-strings", action="store_true",
                     help="write string attributes as fixed-length ASCII")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    ap.add_argument("--gg-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument for gradguard train, e.g. --gg-arg=--shard-update=on")
     args = ap.parse_args(argv)
     if not args.ref_only and not args.list and not args.gradguard:
         ap.error("--gradguard PATH is required (or --ref-only)")

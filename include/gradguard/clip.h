@@ -54,6 +54,7 @@ typedef struct {
   size_t *layer_row;   /* (L + 1) first row of each layer; its bias row is layer_row[l+1]-1 */
   double *row_g2;      /* (n_rows) ||g_row||^2 of the averaged gradient */
   double *row_w2;      /* (n_rows) ||w_row||^2 (only with --agc) */
+  double *row_max;     /* (n_rows) raw max |g_row| (unscaled) */
   float *row_scale;    /* (n_rows) combined factor, times 1/batch */
   double *layer_g2;    /* (L) raw ||g_l||^2 (weight and bias) */
   float *layer_maxabs; /* (L) raw max |g| */
@@ -61,6 +62,8 @@ typedef struct {
   gg_update_acc_t *row_acc;   /* (n_rows) with --agc or --max-norm: the row sums of the
                                  last update (after --max-norm) */
   int row_acc_valid;   /* row_acc[r].w2 = ||w_row||^2 of the current weights */
+  size_t row_lo, row_hi; /* the rows this rank measures and updates (all, unless the
+                            update is sharded over ranks: gg_clip_set_rows) */
   double *hist;        /* autoclip: sorted global norms so far */
   size_t n_hist, cap_hist;
 } gg_clip_t;
@@ -72,9 +75,29 @@ void gg_clip_free(gg_clip_t *c);
  * row and layer sums, max |g|, non-finite flag. Fills res->nonfinite and
  * res->grad_norm. With --agc it needs the row norms of params: from the
  * sums of the weights the last gg_clip_apply_update wrote, or (first step,
- * after gg_clip_forget_weights) by reading params. */
+ * after gg_clip_forget_weights) by reading params. The same as
+ * gg_clip_measure_rows (no add) then gg_clip_measure_finish. */
 void gg_clip_measure(gg_clip_t *c, const float *g, const float *params, float scale,
                      gg_clip_result_t *res);
+
+/* Sharded form (the update split over ranks by rows):
+ *   gg_clip_set_rows(c, lo, hi)     once: this rank owns rows [lo, hi)
+ *   gg_clip_measure_rows(...)       row sums of the own rows; with add !=
+ *                                   NULL first g += add over the own rows'
+ *                                   elements (add[0] is the first of them)
+ *   gg_clip_pack(c, buf)            own rows' sums into buf (zeros elsewhere,
+ *                                   gg_clip_shared_len doubles), to be summed
+ *                                   over ranks, then gg_clip_unpack
+ *   gg_clip_measure_finish(...)     layer sums, non-finite flag, grad_norm
+ *   gg_clip_plan, gg_clip_apply_update (own rows only), then the layer_acc
+ *   summed over ranks and gg_clip_update_done. */
+void gg_clip_set_rows(gg_clip_t *c, size_t lo, size_t hi);
+void gg_clip_measure_rows(gg_clip_t *c, float *g, const float *add, const float *params,
+                          float scale);
+void gg_clip_measure_finish(gg_clip_t *c, float scale, gg_clip_result_t *res);
+size_t gg_clip_shared_len(const gg_clip_t *c);
+void gg_clip_pack(const gg_clip_t *c, double *buf);
+void gg_clip_unpack(gg_clip_t *c, const double *buf);
 
 /* The weights were changed outside gg_clip_apply_update (loaded, reset):
  * the next measure reads them again. */
@@ -86,11 +109,17 @@ void gg_clip_forget_weights(gg_clip_t *c);
 int gg_clip_plan(gg_clip_t *c, float scale, gg_clip_result_t *res);
 
 /* Pass 2: clip-value, the optimizer step, the weight clip, --max-norm (each
- * row right after its update) and the update sums (layer_acc) in one pass. Fills
- * res->grad_norm_clipped and res->clipped_fraction. gg_optim_begin must
- * have been called for this step. */
+ * row right after its update) and the update sums (layer_acc) in one pass,
+ * over the own rows. Fills res->grad_norm_clipped and
+ * res->clipped_fraction. Sums the statistics need only if want_stats (the
+ * layer_acc norms are then zero). gg_optim_begin must have been called for
+ * this step. */
 void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
-                          gg_clip_result_t *res);
+                          int want_stats, gg_clip_result_t *res);
+
+/* res->grad_norm_clipped (with --clip-value) and res->clipped_fraction from
+ * layer_acc, after it was summed over the ranks of a sharded update. */
+void gg_clip_update_done(const gg_clip_t *c, gg_clip_result_t *res);
 
 /* The autoclip history for checkpoints: n values, sorted. */
 int gg_clip_set_history(gg_clip_t *c, const double *v, size_t n);
@@ -99,7 +128,8 @@ int gg_clip_set_history(gg_clip_t *c, const double *v, size_t n);
  * (numpy.percentile's default). n > 0. */
 double gg_percentile_sorted(const double *v, size_t n, double p);
 
-/* Histogram of log2 |g_averaged| per layer: bin k counts values with
+/* Histogram of log2 |g_averaged| per layer (of the own rows' values):
+ * bin k counts values with
  * floor(log2 |g|) = GG_HIST_LO + k, clamped to the end bins (zeros in bin
  * 0). hist is (L, GG_HIST_BINS). */
 #define GG_HIST_BINS 64

@@ -9,6 +9,7 @@
 
 #include <mpi.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
   MPI_Comm comm;      /* duplicate of the communicator given to init */
@@ -42,6 +43,27 @@ int gg_comm_allreduce_sum(const gg_comm_t *c, float *buf, size_t n);
  * b + a agree; only the pairing matters). size must be a power of two.
  * scratch has n floats. Returns 0 or GG_ECOMM. */
 int gg_comm_tree_sum(const gg_comm_t *c, float *buf, float *scratch, size_t n);
+
+/* Collective. Reduce-scatter of the sum of buf over ranks: rank r's block
+ * is buf[displs[r] .. + counts[r]) (the blocks tile the buffer in rank
+ * order). On return the block holds the sum of every rank's block EXCEPT
+ * one last addend, left in scratch (counts[r] floats) with *pending =
+ * scratch, so that the caller can add it in a pass it makes anyway (NULL
+ * on one rank: nothing to add). Other blocks of buf are left as they were.
+ * Returns 0 or GG_ECOMM. */
+int gg_comm_reduce_scatter_sum(const gg_comm_t *c, float *buf, const int *counts, const int *displs,
+                               float *scratch, float **pending);
+
+/* Collective. In-place all-gather: rank r contributes buf's block r (as
+ * above) and receives all the others. */
+int gg_comm_allgather(const gg_comm_t *c, float *buf, const int *counts, const int *displs);
+
+/* Collective. Gather every rank's block of buf into rank 0's buf (the other
+ * ranks' buffers are unchanged). */
+int gg_comm_gather0(const gg_comm_t *c, float *buf, const int *counts, const int *displs);
+
+/* Collective. In-place sum of n uint32 (histograms). */
+int gg_comm_allreduce_sum_u32(const gg_comm_t *c, uint32_t *buf, size_t n);
 
 /* Collective. In-place sum of n doubles. */
 int gg_comm_allreduce_sum_d(const gg_comm_t *c, double *buf, size_t n);

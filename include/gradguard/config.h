@@ -21,6 +21,8 @@
 #define GG_MAX_WIDTHS 1025
 
 typedef enum { GG_NONFINITE_SKIP, GG_NONFINITE_ZERO, GG_NONFINITE_ABORT } gg_nonfinite_t;
+/* --shard-update (train.h): auto is the zero default */
+typedef enum { GG_SHARD_AUTO = 0, GG_SHARD_ON, GG_SHARD_OFF } gg_shard_t;
 
 typedef struct {
   /* data and model */
@@ -54,6 +56,7 @@ typedef struct {
   int deterministic;
   long threads;      /* 0: cores of the node / ranks on the node */
   long verify_sync;  /* 0: off */
+  gg_shard_t shard_update; /* split the update over the ranks (train.h) */
   int verbosity;     /* 0 quiet, 1 normal, 2 verbose */
   double progress_every; /* seconds between plain progress lines (not a tty) */
   int flush_denormals;   /* set FTZ/DAZ: subnormal floats compute as 0 */

@@ -82,6 +82,18 @@ void gg_optim_update(gg_optim_t *opt, float *params, const float *grads, size_t 
                      size_t end, float scale, float clamp, float wclip,
                      gg_update_acc_t *acc);
 
+/* Which sums of gg_update_acc_t a pass adds (the others stay untouched):
+ * the six double accumulators cost more than Adam's arithmetic, and a step
+ * without statistics, --clip-value or --max-norm needs few or none. */
+typedef enum {
+  GG_SUMS_NONE = 0,   /* none */
+  GG_SUMS_UPDATE = 1, /* w2, dw2, wold2 (weight norm and update ratio) */
+  GG_SUMS_ALL = 2     /* all six (gg_optim_update) */
+} gg_sums_t;
+void gg_optim_update_sums(gg_optim_t *opt, float *params, const float *grads, size_t begin,
+                          size_t end, float scale, float clamp, float wclip, gg_sums_t sums,
+                          gg_update_acc_t *acc);
+
 typedef enum { GG_SCHED_CONSTANT, GG_SCHED_COSINE, GG_SCHED_STEP } gg_sched_kind_t;
 
 typedef struct {

@@ -10,6 +10,19 @@
  * All ranks see the same reduced buffer and take the same decisions, so the
  * replicas stay identical without broadcasting weights.
  *
+ * Sharded update (--shard-update, the default for nets of 65536+ parameters
+ * on 2+ ranks without --deterministic): the rows of the weights (clip.h)
+ * are split into one contiguous block per rank. The gradient is
+ * reduce-scattered (each rank gets the sum of its block only); each rank
+ * measures its rows, and one small allreduce of the row sums and the extras
+ * gives every rank the same norms, so all take the same clipping and
+ * non-finite decisions; each rank updates its block (its part of the
+ * optimizer state is the only one kept current) and an all-gather of the
+ * parameters makes the replicas whole again. The same data crosses the
+ * network as in one allreduce, but the measure pass and the optimizer run
+ * on 1/P of the parameters. A checkpoint gathers the optimizer state to
+ * rank 0 first.
+ *
  * Functions taking a trainer are COLLECTIVE over trainer->comm.
  */
 #ifndef GRADGUARD_TRAIN_H
@@ -49,6 +62,13 @@ typedef struct {
   int32_t *lb;          /* (local_batch) */
   double *sat, *sat_total; /* (L) saturation counts of the step */
   uint32_t *hist;       /* (L, 64) histogram scratch */
+  /* --shard-update: rank r measures and updates rows [sh_row[r], sh_row[r+1])
+   * of the clip rows = parameters [sh_off[r], sh_off[r] + sh_cnt[r]) */
+  int sharded;
+  size_t *sh_row;       /* (size + 1) */
+  int *sh_cnt, *sh_off; /* (size) */
+  float *sh_recv;       /* (max sh_cnt) the reduce-scatter's last addend */
+  double *sh_small;     /* (gg_clip_shared_len + n_extra) the row sums and extras, summed */
   int det_shards;       /* --deterministic: micro-shards M of the global batch */
   float **det_stack;    /* partial tree sums, views into det_scratch */
   float *det_scratch;   /* exchange buffer, then the stack, (n_params + n_extra) each */
