@@ -102,6 +102,7 @@ static int cmd_train(const gg_comm_t *comm, int argc, char **argv) {
               gg_now() - t0, 1e3 * t.step_seconds / (double)ran,
               t.step_seconds > 0 ? (double)ran * (double)cfg.batch / t.step_seconds : 0.0, t.loss,
               cfg.run_dir, t.step);
+      gg_trainer_print_profile(&t, ran);
       if (t.n_skipped)
         GG_LOG0(1, "warning: %ld of %ld steps had a non-finite gradient (--nonfinite %s)\n",
                 t.n_skipped, t.step, cfg.nonfinite == GG_NONFINITE_SKIP ? "skip" : "zero");

@@ -307,6 +307,8 @@ int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *co
   t->resumed_from = -1;
   t->sfile.file = -1;
   t->comm = comm;
+  const char *prof = getenv("GG_PROFILE");
+  t->profile = prof && *prof && strcmp(prof, "0") != 0;
   /* --deterministic runs BLAS on one thread unless told otherwise, so no
    * library-internal split can depend on the rank count */
   int threads = cfg->threads > 0     ? (int)cfg->threads
@@ -382,7 +384,29 @@ static double gg__shard_grad(gg_trainer_t *t, const uint32_t *idx, int m, float 
   return lsum;
 }
 
+/* GG_PROFILE: add the time since the last mark to phase ph */
+#define GG__MARK(ph)                      \
+  do {                                    \
+    if (t->profile) {                     \
+      double now_ = gg_now();             \
+      t->prof[ph] += now_ - t_mark;       \
+      t_mark = now_;                      \
+    }                                     \
+  } while (0)
+
+void gg_trainer_print_profile(const gg_trainer_t *t, long steps) {
+  static const char *names[GG_PROF_N] = {"forward/backward", "reduce", "measure", "update",
+                                         "gather", "statistics"};
+  if (!t->profile || steps <= 0 || t->comm->rank != 0) return;
+  char line[512];
+  int p = snprintf(line, sizeof line, "profile (rank 0, ms/step):");
+  for (int i = 0; i < GG_PROF_N && p < (int)sizeof line; i++)
+    p += snprintf(line + p, sizeof line - (size_t)p, "  %s %.3f", names[i], 1e3 * t->prof[i] / (double)steps);
+  fprintf(stderr, "%s\n", line);
+}
+
 int gg_trainer_step(gg_trainer_t *t) {
+  double t_mark = t->profile ? gg_now() : 0;
   const gg_config_t *cfg = t->cfg;
   const gg_arch_t *a = &t->arch;
   const int L = a->n_layers, K = a->widths[L], m = t->local_batch;
@@ -417,6 +441,7 @@ int gg_trainer_step(gg_trainer_t *t) {
       }
     }
   }
+  GG__MARK(GG_PROF_GRAD);
   x[GG_EXTRA_CORRECT] = (float)correct;
   x[GG_EXTRA_STOP] = t->stop_request && *t->stop_request ? 1.0f : 0.0f;
   x[GG_EXTRA_IOERR] = t->pending_rc ? 1.0f : 0.0f;
@@ -432,6 +457,7 @@ int gg_trainer_step(gg_trainer_t *t) {
     float *add = NULL;
     rc = gg_comm_reduce_scatter_sum(t->comm, g, t->sh_cnt, t->sh_off, t->sh_recv, &add);
     if (rc) return rc;
+    GG__MARK(GG_PROF_REDUCE);
     gg_clip_measure_rows(&t->clip, g, add, t->params, scale);
     const size_t ns = gg_clip_shared_len(&t->clip);
     gg_clip_pack(&t->clip, t->sh_small);
@@ -441,6 +467,7 @@ int gg_trainer_step(gg_trainer_t *t) {
     for (size_t e = 0; e < t->n_extra; e++) x[e] = (float)t->sh_small[ns + e];
   }
   if (rc) return rc;
+  GG__MARK(t->sharded ? GG_PROF_MEASURE : GG_PROF_REDUCE);
   if (x[GG_EXTRA_IOERR] > 0) return t->pending_rc ? t->pending_rc : GG_EIO;
   for (int l = 0; l < L; l++) t->sat[l] = x[GG_EXTRA_SAT + l];
   t->loss = x[GG_EXTRA_LOSS] / (double)B;
@@ -452,6 +479,7 @@ int gg_trainer_step(gg_trainer_t *t) {
   if (t->sharded) gg_clip_measure_finish(&t->clip, scale, &t->res);
   else gg_clip_measure(&t->clip, g, t->params, scale, &t->res);
   int update = 1;
+  GG__MARK(GG_PROF_MEASURE);
   if (t->res.nonfinite) {
     if (cfg->nonfinite == GG_NONFINITE_ABORT) {
       int bad = 0;
@@ -478,6 +506,7 @@ int gg_trainer_step(gg_trainer_t *t) {
     }
     gg_optim_begin(&t->opt, t->lr);
     gg_clip_apply_update(&t->clip, &t->opt, t->params, g, want_stats, &t->res);
+    GG__MARK(GG_PROF_UPDATE);
     if (t->sharded) {
       /* every rank's part of the update sums, then the whole weights */
       if (want_stats || cfg->clip_value > 0) {
@@ -487,6 +516,7 @@ int gg_trainer_step(gg_trainer_t *t) {
         gg_clip_update_done(&t->clip, &t->res);
       }
       if ((rc = gg_comm_allgather(t->comm, t->params, t->sh_cnt, t->sh_off))) return rc;
+      GG__MARK(GG_PROF_GATHER);
     }
   } else {
     t->res.clip_coef = NAN;
@@ -509,6 +539,7 @@ int gg_trainer_step(gg_trainer_t *t) {
     if ((rc = gg_stats_record_hist(&t->stats, s, t->hist))) return rc;
   }
 
+  GG__MARK(GG_PROF_STATS);
   if (cfg->verify_sync > 0 && s % cfg->verify_sync == 0 &&
       !gg_comm_identical(t->comm, t->params, n * sizeof *t->params))
     return gg_err_set(GG_EINTERNAL, "step %ld: --verify-sync found ranks holding different weights",

@@ -39,6 +39,12 @@
 #include "gradguard/stats.h"
 #include "gradguard/statsfile.h"
 
+/* Phases of a step, timed when GG_PROFILE is set in the environment (rank
+ * 0 prints ms/step of each at the end): where a step's time goes, without a
+ * profiler. */
+enum { GG_PROF_GRAD, GG_PROF_REDUCE, GG_PROF_MEASURE, GG_PROF_UPDATE, GG_PROF_GATHER,
+       GG_PROF_STATS, GG_PROF_N };
+
 /* Offsets of the extras after the gradient in the reduced buffer. */
 enum { GG_EXTRA_LOSS, GG_EXTRA_CORRECT, GG_EXTRA_STOP, GG_EXTRA_IOERR, GG_EXTRA_SAT };
 
@@ -81,6 +87,8 @@ typedef struct {
   long n_skipped;       /* non-finite steps skipped or zeroed */
   long resumed_from;    /* step of the checkpoint resumed from, -1 for a fresh run */
   double step_seconds;  /* wall time inside gg_trainer_step, summed */
+  int profile;          /* GG_PROFILE set: time the phases */
+  double prof[GG_PROF_N]; /* seconds per phase, summed over the steps */
   /* results of the last step */
   double loss, accuracy, lr;
   gg_clip_result_t res;
@@ -101,6 +109,10 @@ int gg_trainer_step(gg_trainer_t *t);
 
 /* Collective. Mean loss and accuracy (NAN for mse) of a whole dataset. */
 int gg_trainer_evaluate(gg_trainer_t *t, const gg_data_t *d, double *loss, double *accuracy);
+
+/* Rank 0 (not collective): with GG_PROFILE, one line of ms/step per phase
+ * of the steps run so far. */
+void gg_trainer_print_profile(const gg_trainer_t *t, long steps);
 
 /* Collective. The whole run: steps, progress, validation, checkpoints. */
 int gg_trainer_run(gg_trainer_t *t, int *failed_rank);
