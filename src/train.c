@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -300,6 +301,28 @@ static int gg__resume(gg_trainer_t *t) {
   return gg_init_params(&t->arch, &cfg->init, cfg->seed, t->params);
 }
 
+/* OpenBLAS picks its kernels from the CPU model it knows; on a newer CPU
+ * (0.3.21 on Sapphire Rapids, say) it falls back to the generic SSE3
+ * "Prescott" ones, 4-5x slower than what the CPU can do. The GEMMs are
+ * most of a step: say so once, with the fix (rank 0; the environment
+ * variable must be set before the program starts, so it is the user's). */
+static void gg__check_blas_kernel(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const char *core = openblas_get_corename();
+  if (!core || strcasecmp(core, "prescott") != 0 || getenv("OPENBLAS_CORETYPE")) return;
+  const char *better = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
+                           ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "Haswell"
+                                                                                          : NULL;
+  if (better)
+    GG_LOG0(1, "note: OpenBLAS does not know this CPU and uses its generic Prescott kernels; "
+               "OPENBLAS_CORETYPE=%s in the environment (e.g. mpirun -x OPENBLAS_CORETYPE=%s) "
+               "selects the kernels this CPU supports, several times faster GEMMs\n",
+            better, better);
+#endif
+}
+
 int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *comm,
                     int *failed_rank) {
   memset(t, 0, sizeof *t);
@@ -336,6 +359,7 @@ int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *co
   }
   GG_LOG0(2, "threads per rank: %d; optimizer update %s\n", threads,
           t->sharded ? "sharded over the ranks (--shard-update)" : "on every rank");
+  gg__check_blas_kernel();
   return 0;
 }
 
