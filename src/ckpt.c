@@ -1,5 +1,6 @@
 /* ckpt.c — atomic, checksummed HDF5 checkpoints (see ckpt.h). */
 #include "gradguard/ckpt.h"
+#include "gradguard/config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,9 +156,11 @@ int gg_ckpt_write(const char *path, const gg_arch_t *arch, const float *params,
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f < 0) return gg_err_set(GG_ECANTCREAT, "%s: cannot create checkpoint: %s", tmp, strerror(errno));
   int bad = 0;
-  int32_t widths[4096];
-  for (int l = 0; l <= arch->n_layers && l < 4096; l++) widths[l] = arch->widths[l];
-  hsize_t nw = (hsize_t)arch->n_layers + 1;
+  /* n_layers + 1 <= GG_MAX_WIDTHS (config.h) */
+  int32_t widths[GG_MAX_WIDTHS];
+  int n_w = arch->n_layers + 1 < GG_MAX_WIDTHS ? arch->n_layers + 1 : GG_MAX_WIDTHS;
+  for (int l = 0; l < n_w; l++) widths[l] = arch->widths[l];
+  hsize_t nw = (hsize_t)n_w;
   bad |= gg__attr_str(f, "format", GG_CKPT_FORMAT);
   bad |= gg__attr_i32(f, "format_version", GG_CKPT_VERSION);
   bad |= gg__attr_i64(f, "step", meta->step);
@@ -372,10 +375,10 @@ int gg_ckpt_read_state(const char *path, const gg_arch_t *arch, gg_optim_t *opt,
   hid_t f = gg__open_ckpt(path);
   if (f < 0) return access(path, R_OK) ? GG_ENOINPUT : GG_EDATA;
   int rc = 0;
-  int64_t v;
+  int64_t v = 0;
   memset(meta, 0, sizeof *meta);
   if (gg__attr_read_i64(f, "step", &v)) rc = gg_err_set(GG_EDATA, "%s: no step attribute", path);
-  meta->step = v;
+  else meta->step = v;
   if (!rc && gg__attr_read_i64(f, "epoch", &v) == 0) meta->epoch = v;
   if (!rc && gg__attr_read_i64(f, "samples_seen", &v) == 0) meta->samples_seen = v;
   if (!rc && gg__attr_read_i64(f, "world_size", &v) == 0) meta->world_size = (int)v;
