@@ -17,6 +17,9 @@
 #SBATCH --job-name=gg-fashion-mnist
 #SBATCH --time=00:30:00
 #SBATCH --output=%x-%j.out
+# a requeued job writes to the same output file: append, or the restart
+# truncates it and the log of the interrupted run is lost
+#SBATCH --open-mode=append
 #SBATCH --signal=B:USR1@60
 #SBATCH --requeue
 set -euo pipefail

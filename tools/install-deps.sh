@@ -10,9 +10,10 @@ PKGS=(
   libhdf5-dev hdf5-tools
   libopenblas-dev liblapacke-dev
   check libsubunit-dev
-  libinih-dev zlib1g-dev
+  libinih-dev zlib1g-dev libcairo2-dev
   dataset-fashion-mnist
   python3-torch python3-h5py python3-numpy
+  slurmctld slurmd slurm-client munge
 )
 missing=()
 for p in "${PKGS[@]}"; do

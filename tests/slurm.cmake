@@ -1,0 +1,10 @@
+# jobs/fashion_mnist.sh as a real Slurm batch job on a local single-node cluster
+# (tools/local-slurm.sh, started and stopped by the test unless one is already
+# running): a 1-epoch run on 2 tasks, then USR1 -> checkpoint -> exit 75 ->
+# requeue -> resume -> done. ~30 s. Skipped (77) without root, Slurm
+# (slurmctld slurmd slurm-client munge), 2 CPUs or dataset-fashion-mnist.
+# RUN_SERIAL: it needs both CPUs of the node and the machine-wide daemons.
+# Included from tests/CMakeLists.txt.
+add_test(NAME slurm COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/slurm_test.sh ${PROJECT_BINARY_DIR})
+set_tests_properties(slurm PROPERTIES TIMEOUT 600 ENVIRONMENT "${GG_TEST_ENV}"
+  SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
