@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -221,6 +222,48 @@ static int check_readable(const char *path) {
   return 0;
 }
 
+/* Map dataset `id` of the file at `path` read-only instead of reading it,
+ * when its bytes in the file are exactly the array we want: contiguous, no
+ * filters, allocated, and stored as `want` (little-endian IEEE float32 or
+ * int32 on a little-endian host). Every rank of a node that maps the same
+ * file shares the page cache's pages: one copy of the dataset per node
+ * instead of one per rank, and nothing to read at start. Returns the
+ * pointer to the first element, or NULL to fall back to H5Dread (not an
+ * error). *base / *len: the mapping, for munmap. GG_DATA_MMAP=0 in the
+ * environment turns it off. */
+static void *map_dataset(hid_t id, const char *path, hid_t want, size_t bytes, void **base,
+                         size_t *len) {
+  *base = NULL;
+  *len = 0;
+  const char *env = getenv("GG_DATA_MMAP");
+  if ((env && strcmp(env, "0") == 0) || bytes == 0) return NULL;
+  const uint16_t one = 1;
+  if (*(const unsigned char *)&one != 1) return NULL; /* big-endian host: convert on read */
+  hid_t type = H5Dget_type(id), dcpl = H5Dget_create_plist(id);
+  int ok = type >= 0 && dcpl >= 0 && H5Tequal(type, want) > 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS &&
+           H5Pget_nfilters(dcpl) == 0 && H5Dget_storage_size(id) == (hsize_t)bytes;
+  if (type >= 0) H5Tclose(type);
+  if (dcpl >= 0) H5Pclose(dcpl);
+  haddr_t off = ok ? H5Dget_offset(id) : HADDR_UNDEF;
+  if (off == HADDR_UNDEF) return NULL;
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return NULL;
+  struct stat st;
+  long page = sysconf(_SC_PAGESIZE);
+  void *p = MAP_FAILED;
+  size_t start = (size_t)off - (size_t)off % (size_t)(page > 0 ? page : 4096);
+  size_t span = (size_t)off - start + bytes;
+  /* the file must hold the whole array: a truncated file is read (and
+   * reported) by H5Dread instead of faulting later */
+  if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= (uint64_t)off + bytes)
+    p = mmap(NULL, span, PROT_READ, MAP_SHARED, fd, (off_t)start);
+  close(fd);
+  if (p == MAP_FAILED) return NULL;
+  *base = p;
+  *len = span;
+  return (char *)p + ((size_t)off - start);
+}
+
 int gg_data_load(gg_data_t *data, const char *path) {
   h5_quiet_t quiet;
   dset_info_t x = {.id = H5I_INVALID_HID}, y = {.id = H5I_INVALID_HID};
@@ -250,25 +293,38 @@ int gg_data_load(gg_data_t *data, const char *path) {
   rc = check_shapes(path, &x, &y, data);
   if (rc) goto fail_y;
 
-  data->X = alloc_array(data->n * (size_t)data->d, sizeof *data->X);
-  if (data->int_labels)
-    data->labels = alloc_array(data->n, sizeof *data->labels);
-  else
-    data->y = alloc_array(data->n * (size_t)data->k, sizeof *data->y);
+  /* Mapped where the file holds the arrays as they are, else read (and
+   * converted by HDF5) into memory. */
+  size_t nx = data->n * (size_t)data->d, ny = data->int_labels ? data->n : data->n * (size_t)data->k;
+  if (nx / (size_t)data->d != data->n || nx > SIZE_MAX / 4 || ny > SIZE_MAX / 4) {
+    rc = gg_err_set(GG_ENOMEM, "%s: %zu samples x %d features do not fit in memory", path, data->n, data->d);
+    goto fail_y;
+  }
+  data->X = map_dataset(x.id, path, H5T_IEEE_F32LE, nx * 4, &data->map_base[0], &data->map_len[0]);
+  void *ym = map_dataset(y.id, path, data->int_labels ? H5T_STD_I32LE : H5T_IEEE_F32LE, ny * 4,
+                         &data->map_base[1], &data->map_len[1]);
+  if (data->int_labels) data->labels = ym;
+  else data->y = ym;
+  int x_read = data->X == NULL, y_read = ym == NULL;
+  if (x_read) data->X = alloc_array(nx, sizeof *data->X);
+  if (y_read) {
+    if (data->int_labels) data->labels = alloc_array(ny, sizeof *data->labels);
+    else data->y = alloc_array(ny, sizeof *data->y);
+  }
   if (!data->X || (!data->labels && !data->y)) {
     rc = gg_err_set(GG_ENOMEM, "%s: out of memory for %zu samples x %d features", path, data->n,
                     data->d);
     goto fail_y;
   }
   /* One read per dataset; HDF5 converts the file's type to ours. */
-  if (H5Dread(x.id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data->X) < 0) {
+  if (x_read && H5Dread(x.id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data->X) < 0) {
     rc = gg_err_set(GG_EDATA, "%s: cannot read /X", path);
     goto fail_y;
   }
-  if (data->int_labels ? H5Dread(y.id, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                 data->labels) < 0
-                       : H5Dread(y.id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                 data->y) < 0) {
+  if (y_read && (data->int_labels ? H5Dread(y.id, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                            data->labels) < 0
+                                  : H5Dread(y.id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                            data->y) < 0)) {
     rc = gg_err_set(GG_EDATA, "%s: cannot read /y", path);
     goto fail_y;
   }
@@ -287,9 +343,14 @@ fail_quiet:
 }
 
 void gg_data_free(gg_data_t *data) {
-  free(data->X);
-  free(data->y);
-  free(data->labels);
+  if (data->map_base[0]) munmap(data->map_base[0], data->map_len[0]);
+  else free(data->X);
+  if (data->map_base[1]) {
+    munmap(data->map_base[1], data->map_len[1]);
+  } else {
+    free(data->y);
+    free(data->labels);
+  }
   memset(data, 0, sizeof *data);
 }
 

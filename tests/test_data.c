@@ -214,6 +214,52 @@ START_TEST(roundtrip_deflate) {
 }
 END_TEST
 
+/* Contiguous float32 / int32 datasets are mapped, not copied; the mapped
+ * view, the read fallback (GG_DATA_MMAP=0) and a compressed copy (read)
+ * hold the same values; a file cut short inside /X is reported, not
+ * mapped past its end. */
+START_TEST(load_maps_contiguous) {
+  TPATH(p, "map.h5");
+  TPATH(pz, "mapz.h5");
+  size_t n = 2000;
+  int d = 33;
+  float *X = make_X(n, d);
+  float *y = malloc(n * 2 * sizeof *y);
+  for (size_t i = 0; i < 2 * n; i++) y[i] = (float)i * 0.5f;
+  ck_assert_int_eq(gg_data_write(p, n, d, X, 2, y, NULL, 0), 0);
+  ck_assert_int_eq(gg_data_write_ex(pz, n, d, X, 2, y, NULL, 0, 3), 0);
+  gg_data_t m, r, z;
+  ck_assert_int_eq(gg_data_load(&m, p), 0);
+  ck_assert_ptr_nonnull(m.map_base[0]);
+  ck_assert_ptr_nonnull(m.map_base[1]);
+  setenv("GG_DATA_MMAP", "0", 1);
+  ck_assert_int_eq(gg_data_load(&r, p), 0);
+  unsetenv("GG_DATA_MMAP");
+  ck_assert_ptr_null(r.map_base[0]);
+  ck_assert_int_eq(gg_data_load(&z, pz), 0);
+  ck_assert_ptr_null(z.map_base[0]);
+  ck_assert_mem_eq(m.X, X, n * (size_t)d * sizeof *X);
+  ck_assert_mem_eq(r.X, X, n * (size_t)d * sizeof *X);
+  ck_assert_mem_eq(z.X, X, n * (size_t)d * sizeof *X);
+  ck_assert_mem_eq(m.y, y, 2 * n * sizeof *y);
+  ck_assert_mem_eq(r.y, y, 2 * n * sizeof *y);
+  gg_data_free(&m);
+  ck_assert_ptr_null(m.X);
+  gg_data_free(&r);
+  gg_data_free(&z);
+  /* cut the file in the middle of /X: an error, never a mapping past the end */
+  struct stat st;
+  ck_assert_int_eq(stat(p, &st), 0);
+  ck_assert_int_eq(truncate(p, st.st_size / 2), 0);
+  gg_data_t t;
+  int rc = gg_data_load(&t, p);
+  ck_assert(rc == GG_EDATA || rc == GG_ENOINPUT);
+  ck_assert_ptr_null(t.X);
+  free(X);
+  free(y);
+}
+END_TEST
+
 /* Other stored types are converted: float64 /X, uint8 /y. */
 START_TEST(load_converts_types) {
   TPATH(p, "conv.h5");
@@ -771,6 +817,7 @@ static Suite *data_suite(void) {
   tcase_add_test(io, roundtrip_float_2d);
   tcase_add_test(io, roundtrip_float_n1_is_k1);
   tcase_add_test(io, roundtrip_deflate);
+  tcase_add_test(io, load_maps_contiguous);
   tcase_add_test(io, load_converts_types);
   tcase_add_test(io, write_overwrites);
   tcase_add_test(io, write_cannot_create);

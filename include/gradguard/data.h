@@ -2,8 +2,11 @@
  * class indices or float32 (N) / (N, K)) and the sampler that deals out
  * global batches.
  *
- * The whole file is read into memory on load and validated: ranks, types,
- * matching N, finite values, labels >= 0. Whether it fits a network is a
+ * The whole file is loaded and validated: ranks, types, matching N, finite
+ * values, labels >= 0. Datasets stored contiguous and unfiltered as
+ * little-endian float32 / int32 (gg-data writes them so) are mapped
+ * read-only instead of read: the ranks of a node share one copy in the page
+ * cache. Others (chunked, compressed, other types) are read into memory. Whether it fits a network is a
  * separate check (gg_data_check_fit) so that gg-data info can read any file.
  *
  * Batches: epoch e uses the permutation of stream GG_STREAM_SHUFFLE(e) of
@@ -30,6 +33,8 @@ typedef struct {
   float *X;          /* (N, D) */
   float *y;          /* (N, k) when !int_labels, else NULL */
   int32_t *labels;   /* (N) when int_labels, else NULL */
+  void *map_base[2]; /* mmap of X / of y or labels (NULL: malloc'ed) */
+  size_t map_len[2];
 } gg_data_t;
 
 /* Read and validate. GG_ENOINPUT if the file is missing/unreadable or not
