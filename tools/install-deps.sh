@@ -10,7 +10,7 @@ PKGS=(
   libhdf5-dev hdf5-tools
   libopenblas-dev liblapacke-dev
   check libsubunit-dev
-  libinih-dev zlib1g-dev libcairo2-dev
+  libinih-dev zlib1g-dev libcairo2-dev fonts-dejavu-core
   dataset-fashion-mnist
   python3-torch python3-h5py python3-numpy
   slurmctld slurmd slurm-client munge

@@ -1,0 +1,15 @@
+# gg-plot — pictures (PNG) of the gradient statistics in RUN/stats.h5.
+# Included by the top-level CMakeLists.txt (after tests/, with GG_TEST_ENV).
+# Draws with cairo (Debian: libcairo2-dev; text needs a font, e.g.
+# fonts-dejavu-core).
+pkg_check_modules(CAIRO REQUIRED IMPORTED_TARGET cairo)
+
+add_executable(gg-plot ${PROJECT_SOURCE_DIR}/tools/gg-plot.c)
+target_link_libraries(gg-plot PRIVATE gradguard_lib PkgConfig::CAIRO gg_warnings)
+install(TARGETS gg-plot RUNTIME DESTINATION bin)
+
+if(BUILD_TESTING)
+  # end to end: real and synthetic stats files, pixels checked in Python
+  add_test(NAME plot COMMAND bash ${PROJECT_SOURCE_DIR}/tests/plot_test.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(plot PROPERTIES TIMEOUT 300 ENVIRONMENT "${GG_TEST_ENV}")
+endif()
