@@ -244,6 +244,15 @@ static int gg__hist_push(gg_clip_t *c, double x) {
   return 0;
 }
 
+int gg_clip_reserve_history(gg_clip_t *c, size_t n) {
+  if (n <= c->cap_hist) return 0;
+  double *h = realloc(c->hist, n * sizeof *h);
+  if (!h) return gg_err_set(GG_ENOMEM, "out of memory for the autoclip history of %zu steps", n);
+  c->hist = h;
+  c->cap_hist = n;
+  return 0;
+}
+
 int gg_clip_set_history(gg_clip_t *c, const double *v, size_t n) {
   c->n_hist = 0;
   for (size_t i = 0; i < n; i++) {

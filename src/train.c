@@ -173,6 +173,10 @@ static int gg__trainer_setup(gg_trainer_t *t) {
   long spe = t->sampler.steps_per_epoch;
   t->total_steps = cfg->steps > 0 ? cfg->steps : cfg->epochs * spe;
   t->n_epochs = (t->total_steps + spe - 1) / spe;
+  /* one norm a step: no allocation inside the steps (up to 4 Mi steps,
+   * 32 MB; a longer run grows it, rarely) */
+  size_t hist_steps = t->total_steps < (1L << 22) ? (size_t)t->total_steps : (size_t)1 << 22;
+  if (cfg->autoclip > 0 && (rc = gg_clip_reserve_history(&t->clip, hist_steps))) return rc;
   return 0;
 }
 

@@ -121,6 +121,11 @@ void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const fl
  * layer_acc, after it was summed over the ranks of a sharded update. */
 void gg_clip_update_done(const gg_clip_t *c, gg_clip_result_t *res);
 
+/* Room for n norms in the autoclip history, so that no step allocates (a
+ * failed allocation would be one rank's alone, in the middle of a step):
+ * the trainer reserves its total steps up front. */
+int gg_clip_reserve_history(gg_clip_t *c, size_t n);
+
 /* The autoclip history for checkpoints: n values, sorted. */
 int gg_clip_set_history(gg_clip_t *c, const double *v, size_t n);
 
