@@ -74,51 +74,26 @@ void gg_clip_free(gg_clip_t *c) {
  * the one of gg_optim_update's sum of w'^2 (optim.c, 8 lanes, tail from
  * lane 0, lanes added 0..7), so the norms of the weights an update wrote
  * (row_acc) are bitwise those measured here: --agc uses them instead of
- * reading the weights again. test_clip checks the two agree. */
+ * reading the weights again. test_clip checks the two agree. With `add`,
+ * x += y first, element by element (the sharded reduction's last addend).
+ * add is a constant at each call, so each form compiles to its own loop. */
 #define GG__CLIP_LANES 8
-static inline double gg__row_sumsq(const float *restrict x, size_t n, float *restrict maxabs) {
+static inline __attribute__((always_inline)) double gg__sumsq_lanes(float *restrict x,
+                                                                   const float *restrict y,
+                                                                   size_t n,
+                                                                   float *restrict maxabs,
+                                                                   const int add) {
   double s[GG__CLIP_LANES] = {0};
   float m[GG__CLIP_LANES] = {0};
   const size_t n_blocks = n / GG__CLIP_LANES;
   for (size_t b = 0; b < n_blocks; b++) {
-    const float *xb = x + b * GG__CLIP_LANES;
     for (size_t k = 0; k < GG__CLIP_LANES; k++) {
-      double v = xb[k];
-      s[k] += v * v;
-      float a = fabsf(xb[k]);
-      m[k] = a > m[k] ? a : m[k];
-    }
-  }
-  for (size_t i = n_blocks * GG__CLIP_LANES, k = 0; i < n; i++, k++) {
-    double v = x[i];
-    s[k] += v * v;
-    float a = fabsf(x[i]);
-    m[k] = a > m[k] ? a : m[k];
-  }
-  double t = 0;
-  float mm = *maxabs;
-  for (size_t k = 0; k < GG__CLIP_LANES; k++) {
-    t += s[k];
-    mm = m[k] > mm ? m[k] : mm;
-  }
-  *maxabs = mm;
-  return t;
-}
-
-/* x += y, then gg__row_sumsq of the new x (same lanes and order, so the
- * same bits as adding first and measuring after): the last addition of the
- * sharded reduction rides on the measure pass instead of a pass of its own. */
-static inline double gg__row_add_sumsq(float *restrict x, const float *restrict y, size_t n,
-                                       float *restrict maxabs) {
-  double s[GG__CLIP_LANES] = {0};
-  float m[GG__CLIP_LANES] = {0};
-  const size_t n_blocks = n / GG__CLIP_LANES;
-  for (size_t b = 0; b < n_blocks; b++) {
-    float *xb = x + b * GG__CLIP_LANES;
-    const float *yb = y + b * GG__CLIP_LANES;
-    for (size_t k = 0; k < GG__CLIP_LANES; k++) {
-      float f = xb[k] + yb[k];
-      xb[k] = f;
+      const size_t i = b * GG__CLIP_LANES + k;
+      float f = x[i];
+      if (add) {
+        f += y[i];
+        x[i] = f;
+      }
       double v = f;
       s[k] += v * v;
       float a = fabsf(f);
@@ -126,8 +101,11 @@ static inline double gg__row_add_sumsq(float *restrict x, const float *restrict 
     }
   }
   for (size_t i = n_blocks * GG__CLIP_LANES, k = 0; i < n; i++, k++) {
-    float f = x[i] + y[i];
-    x[i] = f;
+    float f = x[i];
+    if (add) {
+      f += y[i];
+      x[i] = f;
+    }
     double v = f;
     s[k] += v * v;
     float a = fabsf(f);
@@ -141,6 +119,18 @@ static inline double gg__row_add_sumsq(float *restrict x, const float *restrict 
   }
   *maxabs = mm;
   return t;
+}
+
+static inline double gg__row_sumsq(const float *x, size_t n, float *maxabs) {
+  /* add = 0: x is only read */
+  return gg__sumsq_lanes((float *)x, NULL, n, maxabs, 0);
+}
+
+/* x += y, then gg__row_sumsq of the new x (same lanes and order, so the
+ * same bits as adding first and measuring after): the last addition of the
+ * sharded reduction rides on the measure pass instead of a pass of its own. */
+static inline double gg__row_add_sumsq(float *x, const float *y, size_t n, float *maxabs) {
+  return gg__sumsq_lanes(x, y, n, maxabs, 1);
 }
 
 void gg_clip_measure_rows(gg_clip_t *c, float *g, const float *add, const float *params,
