@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST demo: 784-256-256-10 relu MLP, Adam 1e-3, batch 128,
 # 10 epochs, data-parallel over all cores with mpirun; then the test-set
-# accuracy of the final checkpoint.
+# accuracy of the final checkpoint, a picture of the gradient statistics
+# (RUN/stats.png, gg-plot) and their diagnosis (gg-inspect diagnose).
 #
 # Runs as a plain script or as a Slurm batch job:
 #   jobs/fashion_mnist.sh                       # all cores of this machine
@@ -72,3 +73,11 @@ fi
 
 last=$(ls "$run"/checkpoints/step-*.h5 | sort | tail -n 1)
 mpirun -n 1 "$build/gradguard" eval --ckpt "$last" --data "$data/fashion-test.h5"
+
+# What the gradients did: a picture of the statistics and a diagnosis
+# (diagnose exits 1 when it has findings: information, not a job failure).
+if [ -x "$build/gg-plot" ]; then
+  "$build/gg-plot" "$run" -o "$run/stats.png" -q && echo "gradient statistics: $run/stats.png" ||
+    echo "fashion_mnist.sh: warning: gg-plot could not draw $run/stats.png" >&2
+fi
+if [ -x "$build/gg-inspect" ]; then "$build/gg-inspect" diagnose "$run" || true; fi
