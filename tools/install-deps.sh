@@ -14,6 +14,7 @@ PKGS=(
   dataset-fashion-mnist
   python3-torch python3-h5py python3-numpy
   slurmctld slurmd slurm-client munge
+  iproute2 util-linux procps
 )
 missing=()
 for p in "${PKGS[@]}"; do
