@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <sched.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -142,6 +144,54 @@ int gg_comm_identical(const gg_comm_t *c, const void *buf, size_t n) {
   uint64_t h = gg__fnv1a(buf, n), v[2] = {h, ~h};
   MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MIN, c->comm);
   return v[0] == ~v[1];
+}
+
+int gg_comm_hosts(const gg_comm_t *c, char *buf, size_t len) {
+  const int P = c->size, W = MPI_MAX_PROCESSOR_NAME;
+  char *all = c->rank == 0 ? malloc((size_t)P * (size_t)W) : NULL;
+  int bad = c->rank == 0 && !all;
+  char mine[MPI_MAX_PROCESSOR_NAME];
+  memset(mine, 0, sizeof mine);
+  snprintf(mine, sizeof mine, "%s", c->host);
+  if (MPI_Gather(mine, W, MPI_CHAR, all, bad ? 0 : W, MPI_CHAR, 0, c->comm) != MPI_SUCCESS) {
+    free(all);
+    return gg_err_set(GG_ECOMM, "MPI_Gather of the host names failed");
+  }
+  if (c->rank != 0) return 0;
+  if (bad) {
+    snprintf(buf, len, "%s", c->host);
+    return 0;
+  }
+  /* distinct names in rank order, with their rank counts (name i is
+   * all + first[i] * W) */
+  int *first = malloc((size_t)P * sizeof *first), *count = calloc((size_t)P, sizeof *count);
+  int n_hosts = 0;
+  if (!first || !count) {
+    free(first);
+    free(count);
+    free(all);
+    snprintf(buf, len, "%s", c->host);
+    return 0;
+  }
+  for (int r = 0; r < P; r++) {
+    int h = 0;
+    while (h < n_hosts && strcmp(all + (size_t)first[h] * (size_t)W, all + (size_t)r * (size_t)W) != 0) h++;
+    if (h == n_hosts) first[n_hosts++] = r;
+    count[h]++;
+  }
+  if (n_hosts == 1) {
+    snprintf(buf, len, "%s", all);
+  } else {
+    size_t p = (size_t)snprintf(buf, len, "%d hosts (", n_hosts);
+    for (int h = 0; h < n_hosts && h < 4 && p < len; h++)
+      p += (size_t)snprintf(buf + p, len - p, "%s%s x%d", h ? ", " : "", all + (size_t)first[h] * (size_t)W,
+                            count[h]);
+    if (p < len) snprintf(buf + p, len - p, "%s)", n_hosts > 4 ? ", ..." : "");
+  }
+  free(first);
+  free(count);
+  free(all);
+  return 0;
 }
 
 int gg_comm_default_threads(const gg_comm_t *c) {

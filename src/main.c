@@ -71,8 +71,11 @@ static int cmd_train(const gg_comm_t *comm, int argc, char **argv) {
   gg_log_setup(comm->rank, comm->host, cfg.verbosity);
   static char ini[1 << 16];
   gg_config_to_ini(&cfg, ini, sizeof ini);
+  char where[512];
+  snprintf(where, sizeof where, "%s", comm->host);
+  gg_comm_hosts(comm, where, sizeof where);
   GG_LOG0(1, "gradguard %s: %d rank%s on %s, resolved configuration:\n%s", GG_VERSION, comm->size,
-          comm->size > 1 ? "s" : "", comm->host, ini);
+          comm->size > 1 ? "s" : "", where, ini);
 
   gg_trainer_t t;
   int failed = -1;

@@ -730,8 +730,14 @@ int gg_trainer_run(gg_trainer_t *t, int *failed_rank) {
         if (isnan(va)) snprintf(val, sizeof val, "  val loss %.4f", vl);
         else snprintf(val, sizeof val, "  val loss %.4f  val acc %.4f", vl, va);
       }
-      gg_progress_line(&prog, "epoch %ld/%ld  step %ld  train loss %.4f%s  (%.1f s)\n",
-                       epoch_before + 1, t->n_epochs, t->step, epoch_loss / (double)epoch_steps,
+      /* after a resume in the middle of an epoch, its earlier steps' losses
+       * are not here: say which steps the mean covers */
+      char part[96] = "";
+      long first = t->step - epoch_steps + 1, epoch_first = epoch_before * t->sampler.steps_per_epoch + 1;
+      if (first != epoch_first)
+        snprintf(part, sizeof part, " (steps %ld-%ld: resumed mid-epoch)", first, t->step);
+      gg_progress_line(&prog, "epoch %ld/%ld  step %ld  train loss %.4f%s%s  (%.1f s)\n",
+                       epoch_before + 1, t->n_epochs, t->step, epoch_loss / (double)epoch_steps, part,
                        val, gg_now() - t_epoch);
       epoch_loss = 0;
       epoch_steps = 0;

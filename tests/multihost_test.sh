@@ -99,8 +99,8 @@ banner=$(grep -m1 '^gradguard .* ranks\? on ' m4off.log)
 thr=$(sed -n 's/^threads per rank: \([0-9]*\);.*/\1/p' m4off.log)
 # (with < 4 cores, 2 and 4 ranks on a node both give 1 thread: the 1-per-host run
 # below and the placement check of part 6 tell them apart)
-if [[ $banner == *": 4 ranks on gg-h1,"* ]] && [ "$thr" = "$half" ]; then
-  ok "4 ranks, 2 per host: banner '${banner%%,*}', threads per rank $thr (= $cores cores / 2 ranks on gg-h1, at most $usable usable)"
+if [[ $banner == *": 4 ranks on 2 hosts (gg-h1 x2, gg-h2 x2),"* ]] && [ "$thr" = "$half" ]; then
+  ok "4 ranks, 2 per host: banner '${banner%, resolved*}', threads per rank $thr (= $cores cores / 2 ranks on gg-h1, at most $usable usable)"
 else bad "4 ranks, 2 per host: banner '$banner', threads per rank '$thr' (want gg-h1 and $half)"; fi
 # one rank per host: the node-local count is 1, so a rank gets all the node's
 # cores (with every rank counted as local it would get half of them)

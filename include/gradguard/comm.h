@@ -71,6 +71,11 @@ int gg_comm_allreduce_sum_d(const gg_comm_t *c, double *buf, size_t n);
 /* Collective. 1 if buf (n bytes) is bitwise identical on every rank. */
 int gg_comm_identical(const gg_comm_t *c, const void *buf, size_t n);
 
+/* Collective. On rank 0, buf gets where the ranks run: "HOST" when they
+ * share one node, else "N hosts (h1 xR1, h2 xR2, ...)" (the first 4 in
+ * rank order). Other ranks' buf is untouched. */
+int gg_comm_hosts(const gg_comm_t *c, char *buf, size_t len);
+
 /* Default BLAS threads of this rank: the CPUs this process may use on its
  * node divided by the ranks on the node, at least 1. Not collective. */
 int gg_comm_default_threads(const gg_comm_t *c);
