@@ -229,51 +229,6 @@ static hid_t gg__open_ckpt(const char *path) {
   return f;
 }
 
-static int gg__attr_read_i64(hid_t obj, const char *name, int64_t *v) {
-  if (H5Aexists(obj, name) <= 0) return -1;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  int rc = H5Aread(a, H5T_NATIVE_INT64, v) < 0 ? -1 : 0;
-  H5Aclose(a);
-  return rc;
-}
-
-/* Read a string attribute, variable- or fixed-length, into buf. */
-static int gg__attr_read_str(hid_t obj, const char *name, char *buf, size_t len) {
-  if (H5Aexists(obj, name) <= 0) return -1;
-  int rc = -1;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t ft = H5Aget_type(a);
-  if (ft < 0 || H5Tget_class(ft) != H5T_STRING) goto out;
-  if (H5Tis_variable_str(ft) > 0) {
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, H5T_VARIABLE);
-    H5Tset_cset(mt, H5Tget_cset(ft));
-    char *s = NULL;
-    if (H5Aread(a, mt, &s) >= 0 && s) {
-      snprintf(buf, len, "%s", s);
-      H5free_memory(s);
-      rc = 0;
-    }
-    H5Tclose(mt);
-  } else {
-    size_t n = H5Tget_size(ft);
-    char *s = calloc(n + 1, 1);
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, n + 1);
-    if (s && H5Aread(a, mt, s) >= 0) {
-      snprintf(buf, len, "%s", s);
-      rc = 0;
-    }
-    H5Tclose(mt);
-    free(s);
-  }
-out:
-  if (ft >= 0) H5Tclose(ft);
-  H5Aclose(a);
-  return rc;
-}
 
 int gg_ckpt_read_arch(const char *path, int *widths, int *n_widths, int max_widths,
                       gg_act_t *act, gg_loss_t *loss) {
@@ -281,7 +236,7 @@ int gg_ckpt_read_arch(const char *path, int *widths, int *n_widths, int max_widt
   if (f < 0) return access(path, R_OK) ? GG_ENOINPUT : GG_EDATA;
   int rc = GG_EDATA;
   char s[256];
-  if (gg__attr_read_str(f, "format", s, sizeof s) || strcmp(s, GG_CKPT_FORMAT)) {
+  if (gg__h5_attr_read_str(f, "format", s, sizeof s) || strcmp(s, GG_CKPT_FORMAT)) {
     gg_err_set(GG_EDATA, "%s: not a gradguard checkpoint (no format attribute)", path);
     goto out;
   }
@@ -301,12 +256,12 @@ int gg_ckpt_read_arch(const char *path, int *widths, int *n_widths, int max_widt
   }
   *n_widths = (int)n;
   int k;
-  if (gg__attr_read_str(f, "activation", s, sizeof s) || (k = gg_act_parse(s)) < 0) {
+  if (gg__h5_attr_read_str(f, "activation", s, sizeof s) || (k = gg_act_parse(s)) < 0) {
     gg_err_set(GG_EDATA, "%s: bad activation attribute", path);
     goto out;
   }
   *act = (gg_act_t)k;
-  if (gg__attr_read_str(f, "loss", s, sizeof s) || (k = gg_loss_parse(s)) < 0) {
+  if (gg__h5_attr_read_str(f, "loss", s, sizeof s) || (k = gg_loss_parse(s)) < 0) {
     gg_err_set(GG_EDATA, "%s: bad loss attribute", path);
     goto out;
   }
@@ -377,19 +332,19 @@ int gg_ckpt_read_state(const char *path, const gg_arch_t *arch, gg_optim_t *opt,
   int rc = 0;
   int64_t v = 0;
   memset(meta, 0, sizeof *meta);
-  if (gg__attr_read_i64(f, "step", &v)) rc = gg_err_set(GG_EDATA, "%s: no step attribute", path);
+  if (gg__h5_attr_read_i64(f, "step", &v)) rc = gg_err_set(GG_EDATA, "%s: no step attribute", path);
   else meta->step = v;
-  if (!rc && gg__attr_read_i64(f, "epoch", &v) == 0) meta->epoch = v;
-  if (!rc && gg__attr_read_i64(f, "samples_seen", &v) == 0) meta->samples_seen = v;
-  if (!rc && gg__attr_read_i64(f, "world_size", &v) == 0) meta->world_size = (int)v;
-  if (!rc && gg__attr_read_i64(f, "seed", &v) == 0) meta->seed = (uint64_t)v;
+  if (!rc && gg__h5_attr_read_i64(f, "epoch", &v) == 0) meta->epoch = v;
+  if (!rc && gg__h5_attr_read_i64(f, "samples_seen", &v) == 0) meta->samples_seen = v;
+  if (!rc && gg__h5_attr_read_i64(f, "world_size", &v) == 0) meta->world_size = (int)v;
+  if (!rc && gg__h5_attr_read_i64(f, "seed", &v) == 0) meta->seed = (uint64_t)v;
   if (!rc && H5Lexists(f, "state", H5P_DEFAULT) > 0) {
     hid_t gs = H5Gopen2(f, "state", H5P_DEFAULT);
     if (gs >= 0) {
-      if (gg__attr_read_i64(gs, "batch_in_epoch", &v) == 0) meta->batch_in_epoch = v;
-      if (gg__attr_read_i64(gs, "batch", &v) == 0) meta->batch = v;
-      if (gg__attr_read_i64(gs, "n_samples", &v) == 0) meta->n_samples = v;
-      if (gg__attr_read_i64(gs, "n_skipped", &v) == 0) meta->n_skipped = v;
+      if (gg__h5_attr_read_i64(gs, "batch_in_epoch", &v) == 0) meta->batch_in_epoch = v;
+      if (gg__h5_attr_read_i64(gs, "batch", &v) == 0) meta->batch = v;
+      if (gg__h5_attr_read_i64(gs, "n_samples", &v) == 0) meta->n_samples = v;
+      if (gg__h5_attr_read_i64(gs, "n_skipped", &v) == 0) meta->n_skipped = v;
       if (H5Lexists(gs, "autoclip_history", H5P_DEFAULT) > 0) {
         hid_t d = H5Dopen2(gs, "autoclip_history", H5P_DEFAULT);
         hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
@@ -412,10 +367,10 @@ int gg_ckpt_read_state(const char *path, const gg_arch_t *arch, gg_optim_t *opt,
   if (!rc && opt && opt->n_slots > 0) {
     char kind[64] = "";
     hid_t go = H5Lexists(f, "optimizer", H5P_DEFAULT) > 0 ? H5Gopen2(f, "optimizer", H5P_DEFAULT) : -1;
-    if (go < 0 || gg__attr_read_str(go, "kind", kind, sizeof kind) || strcmp(kind, gg_opt_name(opt->kind))) {
+    if (go < 0 || gg__h5_attr_read_str(go, "kind", kind, sizeof kind) || strcmp(kind, gg_opt_name(opt->kind))) {
       rc = gg_err_set(GG_EDATA, "%s: optimizer state is for '%s', not --optimizer %s", path,
                       kind[0] ? kind : "none", gg_opt_name(opt->kind));
-    } else if (gg__attr_read_i64(go, "t", &v)) {
+    } else if (gg__h5_attr_read_i64(go, "t", &v)) {
       rc = gg_err_set(GG_EDATA, "%s: optimizer step count missing", path);
     } else {
       opt->t = v;
@@ -436,7 +391,7 @@ int gg_ckpt_read_state(const char *path, const gg_arch_t *arch, gg_optim_t *opt,
   } else if (!rc && opt) {
     hid_t go = H5Lexists(f, "optimizer", H5P_DEFAULT) > 0 ? H5Gopen2(f, "optimizer", H5P_DEFAULT) : -1;
     if (go >= 0) {
-      if (gg__attr_read_i64(go, "t", &v) == 0) opt->t = v;
+      if (gg__h5_attr_read_i64(go, "t", &v) == 0) opt->t = v;
       H5Gclose(go);
     }
   }

@@ -178,44 +178,6 @@ static int gg__attr_str(hid_t obj, const char *name, const char *s) {
   return gg__h5_attr_strs(obj, name, &s, 0);
 }
 
-/* Read a scalar string attribute (fixed or variable length) into buf; 0 or -1. */
-static int gg__attr_read_str(hid_t obj, const char *name, char *buf, size_t len) {
-  int rc = -1;
-  buf[0] = 0;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t ft = H5Aget_type(a);
-  if (ft < 0) goto out_a;
-  if (H5Tget_class(ft) != H5T_STRING) goto out_ft;
-  htri_t vl = H5Tis_variable_str(ft);
-  if (vl < 0) goto out_ft;
-  H5T_cset_t cset = H5Tget_cset(ft);
-  if (cset < 0) goto out_ft;
-  hid_t mt = H5Tcopy(H5T_C_S1);
-  if (mt < 0) goto out_ft;
-  /* HDF5 converts no string between character sets: read in the file's */
-  if (H5Tset_cset(mt, cset) < 0) goto out_mt;
-  if (vl) {
-    char *s = NULL;
-    if (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &s) < 0) goto out_mt;
-    snprintf(buf, len, "%s", s ? s : "");
-    H5free_memory(s);
-    rc = 0;
-  } else {
-    size_t sz = H5Tget_size(ft);
-    if (sz == 0 || sz >= len || H5Tset_size(mt, sz + 1) < 0) goto out_mt;
-    if (H5Aread(a, mt, buf) < 0) goto out_mt;
-    buf[sz] = 0;
-    rc = 0;
-  }
-out_mt:
-  if (H5Tclose(mt) < 0) rc = -1;
-out_ft:
-  if (H5Tclose(ft) < 0) rc = -1;
-out_a:
-  if (H5Aclose(a) < 0) rc = -1;
-  return rc;
-}
 
 /* ---- creating ---- */
 
@@ -328,7 +290,7 @@ static int gg__count_le(hid_t d, hsize_t n, int64_t limit, hsize_t *count, int64
  * GG_E* code with its message set. */
 static int gg__open_resume(gg_statsfile_t *f, const char *path, int64_t resume_step) {
   char fmt[64];
-  if (gg__attr_read_str(f->file, "format", fmt, sizeof fmt) || strcmp(fmt, GG_STATS_FORMAT))
+  if (gg__h5_attr_read_str(f->file, "format", fmt, sizeof fmt) || strcmp(fmt, GG_STATS_FORMAT))
     return gg_err_set(GG_EDATA, "%s: not a gradguard statistics file (format attribute)", path);
   for (int slot = 0; slot < GG__D_COUNT; slot++) {
     char name[64];
