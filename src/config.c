@@ -145,16 +145,52 @@ static int gg__parse_layers(gg_config_t *cfg, const char *s) {
   return 0;
 }
 
+/* Does s hold a control character other than a tab (a newline would break
+ * the one-line error messages that quote it, and the `key = value` lines of
+ * the resolved configuration)? */
+static int gg__has_control(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if ((*p < 0x20 && *p != '\t') || *p == 0x7f) return 1;
+  return 0;
+}
+
+/* s for an error message: control characters (a newline would make the
+ * one-line message two) shown as '?', cut to fit buf. */
+static const char *gg__printable(const char *s, char *buf, size_t len) {
+  size_t i = 0;
+  for (; s[i] && i + 1 < len; i++) buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+  buf[i] = 0;
+  return buf;
+}
+
+/* A path is stored verbatim and printed in the resolved configuration,
+ * which README promises can be passed back with --config: libinih would
+ * read surrounding blanks away and cut the value at an inline comment
+ * (" ;", or ';' first), so such a path would come back as another one. */
+static int gg__path_round_trips(const char *s) {
+  size_t n = strlen(s);
+  if (n && (s[0] == ' ' || s[0] == '\t' || s[0] == ';' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+    return 0;
+  for (size_t i = 1; i < n; i++)
+    if (s[i] == ';' && (s[i - 1] == ' ' || s[i - 1] == '\t')) return 0;
+  return 1;
+}
+
 int gg_config_set(gg_config_t *cfg, const char *key, const char *value) {
+  if (gg__has_control(key)) return gg_err_set(GG_EUSAGE, "an option name contains a control character");
   const gg__opt_t *o = gg__find(key);
   if (!o) return gg_err_set(GG_EUSAGE, "unknown option --%s (see gradguard train --help)", key);
   if (!value) value = "";
+  if (gg__has_control(value))
+    return gg_err_set(GG_EUSAGE, "--%s: the value contains a control character (a newline?)", key);
   void *field = (char *)cfg + o->offset;
   double d;
   int k;
   switch (o->type) {
   case T_PATH:
     if (strlen(value) >= GG_PATH_MAX) return gg_err_set(GG_EUSAGE, "--%s: path too long", key);
+    if (!gg__path_round_trips(value))
+      return gg_err_set(GG_EUSAGE, "--%s: '%s' starts or ends with a blank, starts with ';' or holds \" ;\" (not kept in INI text)", key, value);
     strcpy((char *)field, value);
     return 0;
   case T_LONG:
@@ -175,7 +211,8 @@ int gg_config_set(gg_config_t *cfg, const char *key, const char *value) {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(value, &end, 0);
-    if (end == value || *end || errno || value[0] == '-')
+    /* digits first: strtoull would skip blanks and wrap " -1" to 2^64 - 1 */
+    if (end == value || *end || errno || value[0] < '0' || value[0] > '9')
       return gg_err_set(GG_EUSAGE, "--%s: '%s' is not a non-negative integer", key, value);
     *(uint64_t *)field = (uint64_t)v;
     return 0;
@@ -222,8 +259,9 @@ int gg_config_set(gg_config_t *cfg, const char *key, const char *value) {
     return rc;
   }
   case T_WARMUP:
-    if (gg__parse_double(value, &d) || d < 0 || d != floor(d))
-      return gg_err_set(GG_EUSAGE, "--warmup-steps: '%s' is not a non-negative whole number", value);
+    /* the table's upper bound keeps the cast to long defined */
+    if (gg__parse_double(value, &d) || d < 0 || d > o->hi || d != floor(d))
+      return gg_err_set(GG_EUSAGE, "--warmup-steps: '%s' is not a whole number in [0, %g]", value, o->hi);
     cfg->schedule.warmup_steps = (long)d;
     return 0;
   case T_NONFINITE:
@@ -266,12 +304,63 @@ static int gg__ini_handler(void *user, const char *section, const char *name, co
   return 1;
 }
 
-int gg_config_load_ini(gg_config_t *cfg, const char *path) {
-  FILE *f = fopen(path, "r");
+/* Debian's libinih is built with INI_MAX_LINE 200: it reads a longer line
+ * in pieces, handing the first piece over as a cut value and parsing the
+ * rest as lines of their own, and it reads a NUL byte as the end of the
+ * line. It checks neither, nor read errors (a directory reads as an empty
+ * file), so the file is read and checked here and then parsed from memory
+ * (which also works for a pipe, e.g. --config <(...)). */
+#define GG__INI_MAX_LINE 200
+#define GG__INI_MAX_BYTES (1 << 20)
+
+static int gg__ini_read(FILE *f, const char *path, char **text) {
+  char *line = NULL, *buf = NULL;
+  size_t cap = 0, used = 0;
+  ssize_t len;
+  int rc = 0;
+  for (long lineno = 1; rc == 0 && (errno = 0, len = getline(&line, &cap, f)) >= 0; lineno++) {
+    size_t n = (size_t)len;
+    if (strlen(line) != n)
+      rc = gg_err_set(GG_EUSAGE, "%s:%ld: NUL byte in the line (not a text file)", path, lineno);
+    else if (n - (n && line[n - 1] == '\n') > GG__INI_MAX_LINE - 2)
+      rc = gg_err_set(GG_EUSAGE, "%s:%ld: line longer than %d characters", path, lineno,
+                      GG__INI_MAX_LINE - 2);
+    else if (used + n > GG__INI_MAX_BYTES)
+      rc = gg_err_set(GG_EUSAGE, "%s: larger than %d bytes; not a config file", path, GG__INI_MAX_BYTES);
+    else {
+      char *grown = realloc(buf, used + n + 1);
+      if (!grown) {
+        rc = gg_err_set(GG_ENOMEM, "%s: out of memory", path);
+        break;
+      }
+      buf = grown;
+      memcpy(buf + used, line, n + 1);
+      used += n;
+    }
+  }
+  if (rc == 0 && ferror(f))
+    rc = gg_err_set(GG_ENOINPUT, "%s: cannot read config file: %s", path, strerror(errno));
+  free(line);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  *text = buf ? buf : strdup("");
+  return *text ? 0 : gg_err_set(GG_ENOMEM, "%s: out of memory", path);
+}
+
+int gg_config_load_ini(gg_config_t *cfg, const char *file) {
+  char shown[512];
+  const char *path = gg__printable(file, shown, sizeof shown); /* for messages */
+  FILE *f = fopen(file, "r");
   if (!f) return gg_err_set(GG_ENOINPUT, "%s: cannot open config file: %s", path, strerror(errno));
-  gg__ini_ctx_t ctx = {cfg, path, 0};
-  int line = ini_parse_file(f, gg__ini_handler, &ctx);
+  char *text = NULL;
+  int rc = gg__ini_read(f, path, &text);
   fclose(f);
+  if (rc) return rc;
+  gg__ini_ctx_t ctx = {cfg, path, 0};
+  int line = ini_parse_string(text, gg__ini_handler, &ctx);
+  free(text);
   if (ctx.rc) return ctx.rc;
   if (line > 0) return gg_err_set(GG_EUSAGE, "%s:%d: not a 'key = value' line", path, line);
   if (line < 0) return gg_err_set(GG_EIO, "%s: cannot read config file", path);
@@ -352,6 +441,7 @@ int gg_config_parse_args(gg_config_t *cfg, int argc, char **argv, FILE *out) {
   optind = 0; /* glibc: full re-initialization, so tests can parse repeatedly */
   opterr = 0;
   int c;
+  char shown[256]; /* an argument quoted in a message */
   while ((c = getopt_long(argc, argv, "+hqv", lopts, NULL)) != -1) {
     if (c == 'h') {
       gg_config_usage(out);
@@ -361,7 +451,12 @@ int gg_config_parse_args(gg_config_t *cfg, int argc, char **argv, FILE *out) {
     } else if (c == 'v') {
       cfg->verbosity = 2;
     } else if (c == 'c') {
-      continue; /* already loaded */
+      /* Loaded above, where only the full spelling is looked for: an
+       * abbreviation getopt_long accepts (--conf FILE) would be ignored. */
+      const char *flag = optarg == argv[optind - 1] ? argv[optind - 2] : argv[optind - 1];
+      if (strcmp(flag, "--config") != 0 && strncmp(flag, "--config=", 9) != 0)
+        return gg_err_set(GG_EUSAGE, "%s: write --config in full", gg__printable(flag, shown, sizeof shown));
+      continue;
     } else if (c >= 2000) {
       int rc = gg_config_set(cfg, gg__opts[c - 2000].name, "false");
       if (rc) return rc;
@@ -369,13 +464,14 @@ int gg_config_parse_args(gg_config_t *cfg, int argc, char **argv, FILE *out) {
       int rc = gg_config_set(cfg, gg__opts[c - 1000].name, optarg);
       if (rc) return rc;
     } else if (c == ':' || (c == '?' && optopt >= 1000)) {
-      return gg_err_set(GG_EUSAGE, "%s needs a value", argv[optind - 1]);
+      return gg_err_set(GG_EUSAGE, "%s needs a value", gg__printable(argv[optind - 1], shown, sizeof shown));
     } else {
-      const char *bad = argv[optind - 1];
+      const char *bad = gg__printable(argv[optind - 1], shown, sizeof shown);
       return gg_err_set(GG_EUSAGE, "unknown option %s (see gradguard train --help)", bad);
     }
   }
-  if (optind < argc) return gg_err_set(GG_EUSAGE, "unexpected argument '%s'", argv[optind]);
+  if (optind < argc)
+    return gg_err_set(GG_EUSAGE, "unexpected argument '%s'", gg__printable(argv[optind], shown, sizeof shown));
   return 0;
 }
 

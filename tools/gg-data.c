@@ -121,9 +121,11 @@ static uint32_t be32(const unsigned char *b) {
   return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-/* Read exactly len bytes; what names them for the truncation message. */
+/* Read exactly len bytes; what names the part they belong to and end is
+ * the file offset where that part ends, for the truncation message (the
+ * payload is read in chunks). */
 static int gz_read_exact(gzFile gz, const char *path, void *buf, size_t len, size_t *done,
-                         const char *what) {
+                         const char *what, size_t end) {
   unsigned char *p = buf;
   size_t got = 0;
   int errnum = Z_OK;
@@ -142,21 +144,24 @@ static int gz_read_exact(gzFile gz, const char *path, void *buf, size_t len, siz
   }
   if (got < len)
     return gg_err_set(GG_EDATA, "%s: truncated: %s need %zu bytes but the file ends after %zu",
-                      path, what, (size_t)(*done + len), (size_t)(*done + got));
+                      path, what, end, (size_t)(*done + got));
   *done += len;
   return 0;
 }
 
-/* After the payload there must be nothing: extra bytes mean a wrong header. */
+/* After the payload there must be nothing: extra bytes mean a wrong header.
+ * gzread answers 0 both at a clean end and where the file stops inside a
+ * gzip stream (a cut trailer, a cut second member); gzerror's Z_BUF_ERROR
+ * tells the second apart. */
 static int gz_expect_end(gzFile gz, const char *path, size_t done) {
   unsigned char c;
-  int errnum;
+  int errnum = Z_OK;
   int r = gzread(gz, &c, 1);
   if (r > 0)
     return gg_err_set(GG_EDATA, "%s: unexpected data after %zu bytes (wrong header counts?)",
                       path, done);
-  if (r < 0) {
-    const char *msg = gzerror(gz, &errnum);
+  const char *msg = gzerror(gz, &errnum);
+  if (r < 0 || errnum != Z_OK) {
     if (errnum == Z_ERRNO)
       return gg_err_set(GG_ENOINPUT, "%s: cannot read: %s", path, strerror(errno));
     if (errnum == Z_BUF_ERROR)
@@ -177,10 +182,16 @@ static gzFile gz_open(const char *path, int *rc) {
   return gz;
 }
 
+/* Close; a failure only becomes the status when nothing failed before.
+ * gzclose reports Z_BUF_ERROR when the last read stopped inside a gzip
+ * stream: malformed (truncated) input, not an unreadable file. */
 static int gz_finish(gzFile gz, const char *path, int rc) {
-  if (gzclose(gz) != Z_OK && rc == 0)
-    rc = gg_err_set(GG_ENOINPUT, "%s: cannot close: %s", path, strerror(errno));
-  return rc;
+  errno = 0;
+  int r = gzclose(gz);
+  if (r == Z_OK || rc != 0) return rc;
+  if (r == Z_BUF_ERROR) return gg_err_set(GG_EDATA, "%s: truncated: the gzip stream ends early", path);
+  return gg_err_set(GG_ENOINPUT, "%s: cannot close: %s", path,
+                    errno ? strerror(errno) : "zlib error");
 }
 
 /* Open an IDX file and read its header: the magic first, alone (so a
@@ -192,11 +203,11 @@ static int idx_open(const char *path, uint32_t magic, const char *kind, unsigned
   *done = 0;
   *gz = gz_open(path, &rc);
   if (!*gz) return rc;
-  if (!rc) rc = gz_read_exact(*gz, path, hdr, 4, done, "the IDX magic");
+  if (!rc) rc = gz_read_exact(*gz, path, hdr, 4, done, "the IDX magic", 4);
   if (!rc && be32(hdr) != magic)
     rc = gg_err_set(GG_EDATA, "%s: IDX magic 0x%08x; expected 0x%08x (%s)", path,
                     (unsigned)be32(hdr), (unsigned)magic, kind);
-  if (!rc) rc = gz_read_exact(*gz, path, hdr + 4, hdr_len - 4, done, "the IDX dimensions");
+  if (!rc) rc = gz_read_exact(*gz, path, hdr + 4, hdr_len - 4, done, "the IDX dimensions", hdr_len);
   if (rc) {
     gz_finish(*gz, path, rc);
     *gz = NULL;
@@ -204,34 +215,53 @@ static int idx_open(const char *path, uint32_t magic, const char *kind, unsigned
   return rc;
 }
 
+/* Make room for need elements of esize bytes in p (capacity *cap),
+ * doubling but never past limit (>= need; limit * esize must not overflow).
+ * The IDX payload is read in chunks and the arrays grow with the bytes that
+ * actually arrive: a small file whose header declares billions of samples
+ * ends as "truncated" instead of first allocating gigabytes. NULL (p
+ * untouched) when out of memory. */
+static void *grow(void *p, size_t *cap, size_t need, size_t limit, size_t esize) {
+  if (need <= *cap) return p;
+  size_t c = *cap ? *cap : (size_t)1 << 16;
+  while (c < need) c = c > limit / 2 ? limit : 2 * c;
+  if (c > limit) c = limit;
+  void *q = realloc(p, c * esize);
+  if (q) *cap = c;
+  return q;
+}
+
 /* Images: header (magic, n, rows, cols), then n*rows*cols unsigned bytes,
  * stored as X (n, rows*cols) = byte / 255 (torchvision's ToTensor). */
 static int idx_read_images(const char *path, float **X, uint32_t *n, int *d) {
   unsigned char hdr[16], buf[1 << 16];
-  size_t done;
+  size_t done, cap = 0;
   gzFile gz;
   int rc = idx_open(path, IDX_MAGIC_IMAGES, "unsigned-byte images, 3-D", hdr, 16, &gz, &done);
   if (rc) return rc;
   uint32_t cnt = be32(hdr + 4), rows = be32(hdr + 8), cols = be32(hdr + 12);
-  if (cnt == 0 || rows == 0 || cols == 0 || (uint64_t)rows * cols > INT_MAX) {
+  /* (size_t)cnt * rows * cols < 2^63; as floats it must still fit size_t */
+  size_t total = (size_t)cnt * rows * cols;
+  if (cnt == 0 || rows == 0 || cols == 0 || (uint64_t)rows * cols > INT_MAX ||
+      total > (SIZE_MAX - 16) / sizeof **X) {
     rc = gg_err_set(GG_EDATA, "%s: IDX dimensions %u x %u x %u are not usable", path,
                     (unsigned)cnt, (unsigned)rows, (unsigned)cols);
     goto out;
   }
-  size_t total = (size_t)cnt * rows * cols;
-  *X = malloc(total * sizeof **X);
-  if (!*X) {
-    rc = gg_err_set(GG_ENOMEM, "%s: out of memory for %u images", path, (unsigned)cnt);
-    goto out;
-  }
+  char what[64];
+  snprintf(what, sizeof what, "%u images", (unsigned)cnt);
   /* Stream through a small buffer: no second copy of the whole file. */
   for (size_t off = 0; off < total;) {
     size_t m = total - off < sizeof buf ? total - off : sizeof buf;
-    char what[64];
-    snprintf(what, sizeof what, "%u images", (unsigned)cnt);
-    rc = gz_read_exact(gz, path, buf, m, &done, what);
+    rc = gz_read_exact(gz, path, buf, m, &done, what, 16 + total);
     if (rc) goto out;
-    for (size_t i = 0; i < m; i++) (*X)[off + i] = (float)buf[i] / 255.0f;
+    float *x = grow(*X, &cap, off + m, total, sizeof **X);
+    if (!x) {
+      rc = gg_err_set(GG_ENOMEM, "%s: out of memory for %u images", path, (unsigned)cnt);
+      goto out;
+    }
+    *X = x;
+    for (size_t i = 0; i < m; i++) x[off + i] = (float)buf[i] / 255.0f;
     off += m;
   }
   rc = gz_expect_end(gz, path, done);
@@ -243,8 +273,8 @@ out:
 
 /* Labels: header (magic, n), then n unsigned bytes -> int32. */
 static int idx_read_labels(const char *path, int32_t **labels, uint32_t *n) {
-  unsigned char hdr[8];
-  size_t done;
+  unsigned char hdr[8], buf[1 << 16];
+  size_t done, cap = 0;
   gzFile gz;
   int rc = idx_open(path, IDX_MAGIC_LABELS, "unsigned-byte labels, 1-D", hdr, 8, &gz, &done);
   if (rc) return rc;
@@ -253,19 +283,22 @@ static int idx_read_labels(const char *path, int32_t **labels, uint32_t *n) {
     rc = gg_err_set(GG_EDATA, "%s: IDX file holds no labels", path);
     goto out;
   }
-  unsigned char *bytes = malloc(cnt);
-  *labels = malloc((size_t)cnt * sizeof **labels);
-  if (!bytes || !*labels) {
-    free(bytes);
-    rc = gg_err_set(GG_ENOMEM, "%s: out of memory for %u labels", path, (unsigned)cnt);
-    goto out;
-  }
   char what[64];
   snprintf(what, sizeof what, "%u labels", (unsigned)cnt);
-  rc = gz_read_exact(gz, path, bytes, cnt, &done, what);
-  for (uint32_t i = 0; rc == 0 && i < cnt; i++) (*labels)[i] = bytes[i];
-  free(bytes);
-  if (rc == 0) rc = gz_expect_end(gz, path, done);
+  for (size_t off = 0; off < cnt;) {
+    size_t m = cnt - off < sizeof buf ? cnt - off : sizeof buf;
+    rc = gz_read_exact(gz, path, buf, m, &done, what, 8 + (size_t)cnt);
+    if (rc) goto out;
+    int32_t *l = grow(*labels, &cap, off + m, cnt, sizeof **labels);
+    if (!l) {
+      rc = gg_err_set(GG_ENOMEM, "%s: out of memory for %u labels", path, (unsigned)cnt);
+      goto out;
+    }
+    *labels = l;
+    for (size_t i = 0; i < m; i++) l[off + i] = buf[i];
+    off += m;
+  }
+  rc = gz_expect_end(gz, path, done);
   *n = cnt;
 out:
   return gz_finish(gz, path, rc);
@@ -435,7 +468,8 @@ static int cmd_import_csv(int argc, char **argv) {
   float *row = NULL;
   while (rc == 0) {
     errno = 0;
-    if (getline(&line, &cap, f) < 0) {
+    ssize_t len = getline(&line, &cap, f);
+    if (len < 0) {
       if (ferror(f)) rc = gg_err_set(GG_ENOINPUT, "%s: cannot read: %s", in, strerror(errno));
       break;
     }
@@ -443,6 +477,12 @@ static int cmd_import_csv(int argc, char **argv) {
     if (lineno == 1 && skip_header) {
       header = 1;
       continue;
+    }
+    /* The line is parsed as a C string: a NUL byte would silently cut it
+     * (and drop the fields after it), so binary input is an error. */
+    if (strlen(line) != (size_t)len) {
+      rc = gg_err_set(GG_EDATA, "%s:%ld: NUL byte in the line (not a text CSV file)", in, lineno);
+      break;
     }
     if (line[strspn(line, " \t\r\n")] == 0) continue; /* blank line */
     size_t nf = csv_split(line, &fields);
@@ -463,6 +503,11 @@ static int cmd_import_csv(int argc, char **argv) {
       if (nf <= K) {
         rc = gg_err_set(GG_EDATA, "%s:%ld: %zu fields leave no feature columns with %llu target%s",
                         in, lineno, nf, (unsigned long long)K, K == 1 ? "" : "s");
+        break;
+      }
+      if (nf - K > INT_MAX) { /* D is an int in the file writer and the network */
+        rc = gg_err_set(GG_EDATA, "%s:%ld: %zu feature columns; at most %d are supported", in,
+                        lineno, nf - (size_t)K, INT_MAX);
         break;
       }
       ncols = nf;
@@ -509,8 +554,8 @@ static int cmd_import_csv(int argc, char **argv) {
                           int_labels ? y.p : NULL, 1, level);
   if (rc == 0) {
     printf("gg-data: wrote %s: %zu samples \u00d7 %zu features, ", out, n, ncols - (size_t)K);
-    if (int_labels)
-      printf("%d classes", (int)max_label + 1);
+    if (int_labels) /* in long long: the largest label may be INT32_MAX */
+      printf("%lld classes", (long long)max_label + 1);
     else
       printf("%llu float target%s", (unsigned long long)K, K == 1 ? "" : "s");
     printf("%s\n", header ? " (header line skipped)" : "");
