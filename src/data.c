@@ -306,6 +306,16 @@ int gg_data_load(gg_data_t *data, const char *path) {
   if (data->int_labels) data->labels = ym;
   else data->y = ym;
   int x_read = data->X == NULL, y_read = ym == NULL;
+  /* A chunked dataset may declare any shape in a tiny file (unwritten
+   * chunks read as zeros): more than the machine's memory is an error with
+   * the numbers, not a malloc that Linux grants and the OOM killer ends. */
+  double need = (x_read ? (double)nx * 4 : 0) + (y_read ? (double)ny * 4 : 0);
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0 && need > (double)pages * (double)page) {
+    rc = gg_err_set(GG_ENOMEM, "%s: %zu samples x %d features need %.1f GB of memory; this node has %.1f GB",
+                    path, data->n, data->d, need / 1e9, (double)pages * (double)page / 1e9);
+    goto fail_y;
+  }
   if (x_read) data->X = alloc_array(nx, sizeof *data->X);
   if (y_read) {
     if (data->int_labels) data->labels = alloc_array(ny, sizeof *data->labels);

@@ -260,6 +260,38 @@ START_TEST(load_maps_contiguous) {
 }
 END_TEST
 
+/* A chunked /X can declare any shape in a tiny file (unwritten chunks read
+ * as zeros): more than the node's memory is GG_ENOMEM with the numbers,
+ * before any allocation. */
+START_TEST(load_refuses_more_than_memory) {
+  TPATH(p, "huge.h5");
+  hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  ck_assert_int_ge(f, 0);
+  hsize_t xd[2] = {(hsize_t)1 << 31, 1024}, xc[2] = {64, 1024}, yd[1] = {(hsize_t)1 << 31}, yc[1] = {4096};
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  ck_assert_int_ge(H5Pset_chunk(dcpl, 2, xc), 0);
+  hid_t sp = H5Screate_simple(2, xd, NULL);
+  hid_t ds = H5Dcreate2(f, "X", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  ck_assert_int_ge(ds, 0);
+  H5Dclose(ds);
+  H5Sclose(sp);
+  ck_assert_int_ge(H5Pset_chunk(dcpl, 1, yc), 0);
+  sp = H5Screate_simple(1, yd, NULL);
+  ds = H5Dcreate2(f, "y", H5T_STD_I32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  ck_assert_int_ge(ds, 0);
+  H5Dclose(ds);
+  H5Sclose(sp);
+  H5Pclose(dcpl);
+  H5Fclose(f);
+  gg_data_t data;
+  int lrc = gg_data_load(&data, p);
+  if (lrc != GG_ENOMEM) fprintf(stderr, "load: %s\n", gg_err_msg(lrc));
+  ck_assert_int_eq(lrc, GG_ENOMEM);
+  ck_assert_ptr_nonnull(strstr(gg_err_msg(GG_ENOMEM), "GB of memory"));
+  ck_assert_ptr_null(data.X);
+}
+END_TEST
+
 /* Other stored types are converted: float64 /X, uint8 /y. */
 START_TEST(load_converts_types) {
   TPATH(p, "conv.h5");
@@ -818,6 +850,7 @@ static Suite *data_suite(void) {
   tcase_add_test(io, roundtrip_float_n1_is_k1);
   tcase_add_test(io, roundtrip_deflate);
   tcase_add_test(io, load_maps_contiguous);
+  tcase_add_test(io, load_refuses_more_than_memory);
   tcase_add_test(io, load_converts_types);
   tcase_add_test(io, write_overwrites);
   tcase_add_test(io, write_cannot_create);
