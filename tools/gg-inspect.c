@@ -1084,7 +1084,7 @@ static int summary_ckpt(const char *path, int show_config) {
     }
     free(w);
     free(b);
-    char shape[48], nm[16];
+    char shape[48], nm[24];
     snprintf(shape, sizeof shape, "[%d, %d]", c.widths[l + 1], c.widths[l]);
     snprintf(nm, sizeof nm, "layer_%02d", l);
     printf("%5d  %-9s  %-12s  %9zu  %11s  %9s  %9s  %9zu", l, nm, shape, nw + nb,

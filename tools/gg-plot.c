@@ -1227,7 +1227,7 @@ static void gg_plot_draw(cairo_t *cr, const gg_plot_cfg_t *c, const gg_plot_data
   cairo_set_source_rgb(cr, 1, 1, 1);
   cairo_paint(cr);
 
-  char title[512];
+  char title[4352]; /* a path of up to 4095 bytes and the step range */
   if (c->title)
     snprintf(title, sizeof title, "%s", c->title);
   else if (d->L)
