@@ -1,11 +1,14 @@
 /* data.c — HDF5 dataset files and the sampler that deals out global batches.
  *
  * A dataset file holds /X float32 (N, D) and /y: int32 (N) class indices or
- * float32 (N) / (N, K) targets (INTERFACE.md). gg_data_load reads the whole
- * file with one H5Dread per dataset (HDF5 converts any float type to native
- * float, any integer type to int32) and validates it, naming the file and
- * the dataset in every message; gg_data_check_fit is the separate question
- * of whether the data fits a network.
+ * float32 (N) / (N, K) targets (INTERFACE.md). gg_data_load maps each
+ * dataset that is stored as the array we want (contiguous, unfiltered,
+ * little-endian float32 / int32: the ranks of a node then share the page
+ * cache's copy), reads the others with one H5Dread each (HDF5 converts any
+ * float type to native float, any integer type to int32), and validates the
+ * whole, naming the file and the dataset in every message;
+ * gg_data_check_fit is the separate question of whether the data fits a
+ * network.
  *
  * Every hid_t is released through goto labels in reverse order of creation;
  * h5_close() folds a failed close into the status without hiding an earlier,

@@ -6,7 +6,8 @@
  * values, labels >= 0. Datasets stored contiguous and unfiltered as
  * little-endian float32 / int32 (gg-data writes them so) are mapped
  * read-only instead of read: the ranks of a node share one copy in the page
- * cache. Others (chunked, compressed, other types) are read into memory. Whether it fits a network is a
+ * cache. Others (chunked, compressed, other types) are read into memory.
+ * The arrays are read-only either way. Whether it fits a network is a
  * separate check (gg_data_check_fit) so that gg-data info can read any file.
  *
  * Batches: epoch e uses the permutation of stream GG_STREAM_SHUFFLE(e) of
