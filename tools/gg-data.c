@@ -31,6 +31,10 @@
 #include "gradguard/error.h"
 #include "gradguard/rng.h"
 
+#ifndef GG_VERSION /* set by CMake for the program; the fuzz harnesses include this file */
+#define GG_VERSION "unknown"
+#endif
+
 #define EXIT_USAGE 64
 
 /* ---- common ------------------------------------------------------------ */
@@ -901,6 +905,10 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     fputs(help_main, stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("gg-data %s (gradguard)\n", GG_VERSION);
     return 0;
   }
   /* getopt's own messages would be prefixed with the subcommand name. */

@@ -1424,7 +1424,7 @@ static int gg_plot_parse_steps(const char *s, int64_t *lo, int64_t *hi) {
 /* Parse argv into c; returns 0, or the exit code (64 for bad usage, -1 for
  * --help which exits 0). */
 static int gg_plot_parse(int argc, char **argv, gg_plot_cfg_t *c) {
-  enum { OPT_HIST_STEP = 256, OPT_WIDTH, OPT_HEIGHT, OPT_LOSS_SCALE };
+  enum { OPT_HIST_STEP = 256, OPT_WIDTH, OPT_HEIGHT, OPT_LOSS_SCALE, OPT_VERSION };
   static const struct option opts[] = {{"out", required_argument, 0, 'o'},
                                        {"what", required_argument, 0, 'w'},
                                        {"steps", required_argument, 0, 's'},
@@ -1436,6 +1436,7 @@ static int gg_plot_parse(int argc, char **argv, gg_plot_cfg_t *c) {
                                        {"verbose", no_argument, 0, 'v'},
                                        {"quiet", no_argument, 0, 'q'},
                                        {"help", no_argument, 0, 'h'},
+                                       {"version", no_argument, 0, OPT_VERSION},
                                        {0, 0, 0, 0}};
   static const struct {
     const char *name;
@@ -1499,6 +1500,9 @@ static int gg_plot_parse(int argc, char **argv, gg_plot_cfg_t *c) {
       break;
     case 'h':
       gg_plot_usage(stdout);
+      return -1;
+    case OPT_VERSION:
+      printf("gg-plot %s (gradguard)\n", GG_VERSION);
       return -1;
     case ':':
       return gg_plot_usage_error("%s needs a value", argv[optind - 1]);

@@ -6,6 +6,7 @@ pkg_check_modules(CAIRO REQUIRED IMPORTED_TARGET cairo)
 
 add_executable(gg-plot ${PROJECT_SOURCE_DIR}/tools/gg-plot.c)
 target_link_libraries(gg-plot PRIVATE gradguard_lib PkgConfig::CAIRO gg_warnings)
+target_compile_definitions(gg-plot PRIVATE GG_VERSION="${PROJECT_VERSION}")
 install(TARGETS gg-plot RUNTIME DESTINATION bin)
 
 if(BUILD_TESTING)
