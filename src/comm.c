@@ -149,19 +149,21 @@ int gg_comm_identical(const gg_comm_t *c, const void *buf, size_t n) {
 int gg_comm_hosts(const gg_comm_t *c, char *buf, size_t len) {
   const int P = c->size, W = MPI_MAX_PROCESSOR_NAME;
   char *all = c->rank == 0 ? malloc((size_t)P * (size_t)W) : NULL;
-  int bad = c->rank == 0 && !all;
+  /* rank 0 without room for the names: every rank skips the gather alike */
+  int ok = c->rank != 0 || all != NULL;
+  if (MPI_Bcast(&ok, 1, MPI_INT, 0, c->comm) != MPI_SUCCESS) {
+    free(all);
+    return gg_err_set(GG_ECOMM, "MPI_Bcast failed while naming the hosts");
+  }
+  if (!ok) return 0; /* buf keeps what the caller put there */
   char mine[MPI_MAX_PROCESSOR_NAME];
   memset(mine, 0, sizeof mine);
   snprintf(mine, sizeof mine, "%s", c->host);
-  if (MPI_Gather(mine, W, MPI_CHAR, all, bad ? 0 : W, MPI_CHAR, 0, c->comm) != MPI_SUCCESS) {
+  if (MPI_Gather(mine, W, MPI_CHAR, all, W, MPI_CHAR, 0, c->comm) != MPI_SUCCESS) {
     free(all);
     return gg_err_set(GG_ECOMM, "MPI_Gather of the host names failed");
   }
   if (c->rank != 0) return 0;
-  if (bad) {
-    snprintf(buf, len, "%s", c->host);
-    return 0;
-  }
   /* distinct names in rank order, with their rank counts (name i is
    * all + first[i] * W) */
   int *first = malloc((size_t)P * sizeof *first), *count = calloc((size_t)P, sizeof *count);

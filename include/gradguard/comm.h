@@ -73,7 +73,8 @@ int gg_comm_identical(const gg_comm_t *c, const void *buf, size_t n);
 
 /* Collective. On rank 0, buf gets where the ranks run: "HOST" when they
  * share one node, else "N hosts (h1 xR1, h2 xR2, ...)" (the first 4 in
- * rank order). Other ranks' buf is untouched. */
+ * rank order). Other ranks' buf is untouched, and so is rank 0's if it
+ * has no memory for the names. */
 int gg_comm_hosts(const gg_comm_t *c, char *buf, size_t len);
 
 /* Default BLAS threads of this rank: the CPUs this process may use on its
