@@ -1,9 +1,9 @@
 /* fuzz_idx.c — fuzz target for `gg-data import-idx` (tools/gg-data.c).
  *
  * gg-data's IDX reader is static inside the program, so this file includes
- * tools/gg-data.c itself (its main renamed gg_data_main, its stderr sent to a
- * memory buffer so the one-line error can be checked) and calls both the
- * readers and the whole command.
+ * tools/gg-data.c through fuzz_gg_data.h (its main renamed gg_data_main, its
+ * stderr sent to a memory buffer so the one-line error can be checked) and
+ * calls both the readers and the whole command.
  *
  * Input: byte 0 = flags, the rest = payload.
  *   flags bit 0: gzip the (first) file before it is read (mutations then
@@ -21,35 +21,10 @@
  * is in [0, 1]; memory stays within what the file holds (libFuzzer's
  * -malloc_limit_mb / -rss_limit_mb catch a header that asks for gigabytes).
  */
-#include <stdio.h>
-#include <stdint.h>
-
-static FILE *fuzz_err; /* gg-data's stderr, in memory */
-#undef stderr
-#define stderr fuzz_err
-#define main gg_data_main
-#include "../../tools/gg-data.c"
-#undef main
-#undef stderr
-#define stderr stderr
-
-#include "fuzz_util.h"
+#include "fuzz_gg_data.h"
 #include "gradguard/data.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char errbuf[8192];
-
-static void err_open(void) {
-  memset(errbuf, 0, sizeof errbuf);
-  fuzz_err = fmemopen(errbuf, sizeof errbuf - 1, "w");
-  if (!fuzz_err) abort();
-}
-
-static void err_close(void) {
-  fclose(fuzz_err);
-  fuzz_err = NULL;
-}
 
 static void check_reader_rc(int rc, const char *path) {
   FUZZ_CHECK(rc == 0 || rc == GG_EDATA, "rc %d (%s) for a readable file: %s", rc,
@@ -90,18 +65,10 @@ static void run_command(const char *img, const char *lab, const char *out, int c
   char *argv[] = {"gg-data", "import-idx", "--images", (char *)img, "--labels", (char *)lab,
                   "-o", (char *)out, compress ? "--compress" : NULL, "1", NULL};
   int argc = compress ? 10 : 8;
-  optind = 0; /* glibc: full re-initialization of getopt */
-  err_open();
-  int code = gg_data_main(argc, argv);
-  err_close();
+  int code = fuzz_run_gg_data(argc, argv);
   FUZZ_CHECK(code == 0 || code == 65, "exit %d: %s", code, errbuf);
-  if (code) {
-    size_t len = strlen(errbuf);
-    FUZZ_CHECK(strncmp(errbuf, "gg-data: ", 9) == 0 && len > 0 && errbuf[len - 1] == '\n' &&
-                   memchr(errbuf, '\n', len - 1) == NULL,
-               "stderr is not one 'gg-data: ' line: '%s'", errbuf);
-  } else {
-    FUZZ_CHECK(errbuf[0] == 0, "stderr on success: '%s'", errbuf);
+  fuzz_check_stderr(code);
+  if (code == 0) {
     gg_data_t ds;
     int rc = gg_data_load(&ds, out);
     FUZZ_CHECK(rc == 0, "written file does not load: %s", gg_err_msg(rc));
