@@ -528,6 +528,14 @@ static const gg_rgb_t GG_PLOT_GREEN = {44 / 255., 160 / 255., 44 / 255.};
 
 static void gg_plot_color(cairo_t *cr, gg_rgb_t c) { cairo_set_source_rgb(cr, c.r, c.g, c.b); }
 
+/* One straight stroke in colour c (grid lines, ticks). */
+static void gg_plot_line(cairo_t *cr, gg_rgb_t c, double x0, double y0, double x1, double y1) {
+  gg_plot_color(cr, c);
+  cairo_move_to(cr, x0, y0);
+  cairo_line_to(cr, x1, y1);
+  cairo_stroke(cr);
+}
+
 /* Copy s into buf (size sz), keeping at most max_chars characters and
  * replacing bytes that are not valid UTF-8 by '?': cairo refuses invalid
  * UTF-8 and would stop drawing (names and titles come from files and flags). */
@@ -680,14 +688,8 @@ static void gg_plot_axes(const gg_panel_t *p, int xlabels, int ygrid) {
   if (st < 1) st = 1;
   for (double t = ceil(p->s0 / st) * st; t <= p->s1 + 1e-9; t += st) {
     double x = round(gg_plot_xmap(p, t)) + 0.5;
-    gg_plot_color(cr, GG_PLOT_GRID);
-    cairo_move_to(cr, x, r->y);
-    cairo_line_to(cr, x, r->y + r->h);
-    cairo_stroke(cr);
-    gg_plot_color(cr, GG_PLOT_INK);
-    cairo_move_to(cr, x, r->y + r->h);
-    cairo_line_to(cr, x, r->y + r->h + 5 * p->s);
-    cairo_stroke(cr);
+    gg_plot_line(cr, GG_PLOT_GRID, x, r->y, x, r->y + r->h);
+    gg_plot_line(cr, GG_PLOT_INK, x, r->y + r->h, x, r->y + r->h + 5 * p->s);
     if (xlabels) {
       snprintf(buf, sizeof buf, "%.0f", t);
       gg_plot_text(cr, x, r->y + r->h + 7 * p->s, fs, 0, 0.5, 0, 0, buf);
@@ -702,22 +704,11 @@ static void gg_plot_axes(const gg_panel_t *p, int xlabels, int ygrid) {
       if (every == 1 && dec <= 6 && k < (int)p->y.hi) /* minor ticks 2..9 x 10^k */
         for (int m = 2; m <= 9; m++) {
           double ym = gg_plot_ymap(&p->y, r, m * pow(10, k));
-          gg_plot_color(cr, GG_PLOT_INK);
-          cairo_move_to(cr, r->x - 3 * p->s, ym);
-          cairo_line_to(cr, r->x, ym);
-          cairo_stroke(cr);
+          gg_plot_line(cr, GG_PLOT_INK, r->x - 3 * p->s, ym, r->x, ym);
         }
       if (k % every) continue;
-      if (ygrid && k > p->y.lo && k < p->y.hi) {
-        gg_plot_color(cr, GG_PLOT_GRID);
-        cairo_move_to(cr, r->x, y);
-        cairo_line_to(cr, r->x + r->w, y);
-        cairo_stroke(cr);
-      }
-      gg_plot_color(cr, GG_PLOT_INK);
-      cairo_move_to(cr, r->x - 6 * p->s, y);
-      cairo_line_to(cr, r->x, y);
-      cairo_stroke(cr);
+      if (ygrid && k > p->y.lo && k < p->y.hi) gg_plot_line(cr, GG_PLOT_GRID, r->x, y, r->x + r->w, y);
+      gg_plot_line(cr, GG_PLOT_INK, r->x - 6 * p->s, y, r->x, y);
       gg_plot_decade_label(buf, sizeof buf, k);
       gg_plot_text(cr, r->x - 8 * p->s, y, fs, 0, 1, 0.5, 0, buf);
     }
@@ -725,16 +716,9 @@ static void gg_plot_axes(const gg_panel_t *p, int xlabels, int ygrid) {
     double st2 = gg_plot_nice_step(p->y.hi - p->y.lo, 5);
     for (double t = ceil(p->y.lo / st2 - 1e-9) * st2; t <= p->y.hi + 1e-9 * st2; t += st2) {
       double y = round(gg_plot_ymap(&p->y, r, t)) + 0.5;
-      if (ygrid && t > p->y.lo + 1e-9 * st2 && t < p->y.hi - 1e-9 * st2) {
-        gg_plot_color(cr, GG_PLOT_GRID);
-        cairo_move_to(cr, r->x, y);
-        cairo_line_to(cr, r->x + r->w, y);
-        cairo_stroke(cr);
-      }
-      gg_plot_color(cr, GG_PLOT_INK);
-      cairo_move_to(cr, r->x - 6 * p->s, y);
-      cairo_line_to(cr, r->x, y);
-      cairo_stroke(cr);
+      if (ygrid && t > p->y.lo + 1e-9 * st2 && t < p->y.hi - 1e-9 * st2)
+        gg_plot_line(cr, GG_PLOT_GRID, r->x, y, r->x + r->w, y);
+      gg_plot_line(cr, GG_PLOT_INK, r->x - 6 * p->s, y, r->x, y);
       snprintf(buf, sizeof buf, "%g", fabs(t) < 1e-9 * st2 ? 0.0 : t);
       gg_plot_text(cr, r->x - 8 * p->s, y, fs, 0, 1, 0.5, 0, buf);
     }
@@ -1044,11 +1028,8 @@ static void gg_plot_overview(const gg_canvas_t *cv, double y, double h) {
     char buf[16];
     for (int k = 0; k <= 4; k++) {
       double yy = round(gg_plot_ymap(&cax, &b.r, k * 0.25)) + 0.5;
-      gg_plot_color(cr, GG_PLOT_GREEN);
       cairo_set_line_width(cr, 1);
-      cairo_move_to(cr, b.r.x + b.r.w, yy);
-      cairo_line_to(cr, b.r.x + b.r.w + 6 * cv->s, yy);
-      cairo_stroke(cr);
+      gg_plot_line(cr, GG_PLOT_GREEN, b.r.x + b.r.w, yy, b.r.x + b.r.w + 6 * cv->s, yy);
       snprintf(buf, sizeof buf, "%g", k * 0.25);
       gg_plot_text(cr, b.r.x + b.r.w + 8 * cv->s, yy, 12 * cv->s, 0, 0, 0.5, 0, buf);
     }
@@ -1166,10 +1147,7 @@ static void gg_plot_hist(const gg_canvas_t *cv, double y, double h) {
   for (int k = (int)dec_lo; k <= (int)dec_hi; k++) {
     if (k % every) continue;
     double x = round(p.r.x + p.r.w * (k * log2(10) - e0) / (e1 - e0)) + 0.5;
-    gg_plot_color(cr, GG_PLOT_INK);
-    cairo_move_to(cr, x, p.r.y + p.r.h);
-    cairo_line_to(cr, x, p.r.y + p.r.h + 5 * cv->s);
-    cairo_stroke(cr);
+    gg_plot_line(cr, GG_PLOT_INK, x, p.r.y + p.r.h, x, p.r.y + p.r.h + 5 * cv->s);
     gg_plot_decade_label(buf, sizeof buf, k);
     gg_plot_text(cr, x, p.r.y + p.r.h + 7 * cv->s, 13 * cv->s, 0, 0.5, 0, 0, buf);
   }
