@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "gradguard/error.h"
@@ -204,4 +205,85 @@ int gg_comm_default_threads(const gg_comm_t *c) {
   int share = (int)(online / (c->local_size > 0 ? c->local_size : 1));
   int t = mine < share ? mine : share;
   return t < 1 ? 1 : t;
+}
+
+/* The window's backing file lives in tmpfs; a full tmpfs would end the job
+ * with SIGBUS on first touch, so ask first: 0 if `bytes` do not fit. */
+static int gg__shm_room(size_t bytes) {
+  struct statvfs st;
+  if (statvfs("/dev/shm", &st) != 0) return 1; /* not there: Open MPI picks its own place */
+  return (double)st.f_bavail * (double)st.f_frsize >= 1.25 * (double)bytes;
+}
+
+int gg_comm_shm_init(const gg_comm_t *c, gg_shm_t *s, size_t n_params, size_t n_grads, int enable) {
+  memset(s, 0, sizeof *s);
+  s->win = MPI_WIN_NULL;
+  if (c->size < 2 || c->local_size != c->size) return 0;
+  /* rank 0's segment: the parameters, then its gradient 64-byte aligned;
+   * the other ranks' segments: their gradient (alloc_shared_noncontig: each
+   * rank's segment on pages of its own, so no two ranks write one cache line) */
+  const size_t pad = (n_params + 15) / 16 * 16;
+  /* + 16: Open MPI aligns a segment to 8 bytes only; we align to 64 */
+  const size_t mine = n_grads + (c->rank == 0 ? pad : 0) + 16;
+  const size_t node_bytes = (pad + (size_t)c->size * n_grads) * sizeof(float);
+  int want = enable && gg__shm_room(node_bytes) && node_bytes / sizeof(float) < (size_t)INT_MAX;
+  /* one rank's "no room" is every rank's: the same branch everywhere */
+  int any_no = !want;
+  if (MPI_Allreduce(MPI_IN_PLACE, &any_no, 1, MPI_INT, MPI_MAX, c->comm) != MPI_SUCCESS)
+    return gg_err_set(GG_ECOMM, "MPI_Allreduce failed before the shared window");
+  if (any_no) return 0;
+  MPI_Info info;
+  MPI_Info_create(&info);
+  MPI_Info_set(info, "alloc_shared_noncontig", "true");
+  float *base = NULL;
+  /* a failed allocation returns (instead of ending the job) and is agreed */
+  MPI_Comm_set_errhandler(c->node, MPI_ERRORS_RETURN);
+  int st = MPI_Win_allocate_shared((MPI_Aint)(mine * sizeof(float)), (int)sizeof(float), info, c->node,
+                                   &base, &s->win);
+  MPI_Comm_set_errhandler(c->node, MPI_ERRORS_ARE_FATAL);
+  MPI_Info_free(&info);
+  int rc = st == MPI_SUCCESS ? 0 : gg_err_set(GG_ENOMEM, "MPI_Win_allocate_shared of %zu bytes failed", mine * sizeof(float));
+  if (!rc && !(s->grads = calloc((size_t)c->size, sizeof *s->grads))) rc = gg_err_set(GG_ENOMEM, "out of memory");
+  for (int r = 0; !rc && r < c->size; r++) {
+    MPI_Aint bytes = 0;
+    int unit = 0;
+    float *p = NULL;
+    if (MPI_Win_shared_query(s->win, r, &bytes, &unit, &p) != MPI_SUCCESS || !p)
+      rc = gg_err_set(GG_ECOMM, "MPI_Win_shared_query of rank %d failed", r);
+    else {
+      p = (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+      if (r == 0) s->params = p, s->grads[0] = p + pad;
+      else s->grads[r] = p;
+    }
+  }
+  int agreed = gg_comm_agree(c, rc, NULL);
+  if (agreed) {
+    gg_comm_shm_free(s);
+    return agreed;
+  }
+  MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win);
+  memset(base, 0, mine * sizeof(float));
+  s->active = 1;
+  return gg_comm_shm_sync(c, s);
+}
+
+int gg_comm_shm_sync(const gg_comm_t *c, gg_shm_t *s) {
+  /* the passive-target pattern of MPI-3's unified model: sync (a memory
+   * barrier for this process's stores), barrier, sync (for the loads) */
+  MPI_Win_sync(s->win);
+  if (MPI_Barrier(c->node) != MPI_SUCCESS) return gg_err_set(GG_ECOMM, "MPI_Barrier of the node failed");
+  MPI_Win_sync(s->win);
+  return 0;
+}
+
+void gg_comm_shm_free(gg_shm_t *s) {
+  int fin = 0;
+  MPI_Finalized(&fin);
+  if (!fin && s->win != MPI_WIN_NULL && s->win != 0) {
+    if (s->active) MPI_Win_unlock_all(s->win);
+    MPI_Win_free(&s->win);
+  }
+  free(s->grads);
+  memset(s, 0, sizeof *s);
+  s->win = MPI_WIN_NULL;
 }

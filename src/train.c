@@ -85,6 +85,43 @@ static int gg__shard_setup(gg_trainer_t *t) {
   return 0;
 }
 
+/* Collective, after the weights are agreed: a sharded update whose ranks
+ * share one node moves the parameters and the gradients into node-shared
+ * memory (gg_comm_shm_init). GG_SHM=0 keeps the MPI path; any rank's 0, or
+ * no room in /dev/shm, keeps it for all. */
+static int gg__shm_setup(gg_trainer_t *t) {
+  if (!t->sharded) return 0;
+  const char *e = getenv("GG_SHM");
+  const size_t n = t->arch.n_params;
+  int rc = gg_comm_shm_init(t->comm, &t->shm, n, n + t->n_extra, !(e && strcmp(e, "0") == 0));
+  if (rc || !t->shm.active) return rc;
+  if (t->comm->rank == 0) memcpy(t->shm.params, t->params, n * sizeof *t->params);
+  if ((rc = gg_comm_shm_sync(t->comm, &t->shm))) return rc;
+  free(t->params);
+  free(t->grads);
+  t->params = t->shm.params;
+  t->grads = t->shm.grads[t->comm->rank];
+  return 0;
+}
+
+/* The node-shared reduce-scatter: once every rank's gradient is complete,
+ * add the other ranks' parts of this rank's block into it, in the order of
+ * gg_comm_reduce_scatter_sum (own, then ranks r-1, r-2, ...; the same
+ * bits), leaving the last addend (rank r+1's) to the measure pass. */
+static int gg__shm_reduce(gg_trainer_t *t, float **pending) {
+  const int P = t->comm->size, r = t->comm->rank;
+  int rc = gg_comm_shm_sync(t->comm, &t->shm);
+  if (rc) return rc;
+  const size_t off = (size_t)t->sh_off[r], cnt = (size_t)t->sh_cnt[r];
+  float *restrict own = t->grads + off;
+  for (int k = 1; k < P - 1; k++) {
+    const float *restrict src = t->shm.grads[(r - k + P) % P] + off;
+    for (size_t i = 0; i < cnt; i++) own[i] += src[i];
+  }
+  *pending = t->shm.grads[(r + 1) % P] + off;
+  return 0;
+}
+
 /* Everything that can fail on one rank alone; the caller agrees. */
 static int gg__trainer_setup(gg_trainer_t *t) {
   const gg_config_t *cfg = t->cfg;
@@ -361,16 +398,26 @@ int gg_trainer_init(gg_trainer_t *t, const gg_config_t *cfg, const gg_comm_t *co
     if (failed_rank) *failed_rank = 0;
     return gg_err_set(GG_EINTERNAL, "initial weights differ between ranks");
   }
+  if ((rc = gg__shm_setup(t))) {
+    if (failed_rank) *failed_rank = 0;
+    return rc;
+  }
   GG_LOG0(2, "threads per rank: %d; optimizer update %s\n", threads,
-          t->sharded ? "sharded over the ranks (--shard-update)" : "on every rank");
+          !t->sharded       ? "on every rank"
+          : t->shm.active ? "sharded over the ranks (--shard-update), in node-shared memory"
+                          : "sharded over the ranks (--shard-update)");
   gg__check_blas_kernel();
   return 0;
 }
 
 void gg_trainer_free(gg_trainer_t *t) {
   gg_arch_free(&t->arch);
-  free(t->params);
-  free(t->grads);
+  if (t->shm.active) {
+    gg_comm_shm_free(&t->shm); /* collective, as the whole trainer's end is */
+  } else {
+    free(t->params);
+    free(t->grads);
+  }
   gg_optim_free(&t->opt);
   gg_clip_free(&t->clip);
   if (t->comm && t->comm->rank == 0) gg_statsfile_close(&t->sfile);
@@ -483,7 +530,8 @@ int gg_trainer_step(gg_trainer_t *t) {
     /* this rank's block summed (its last addend added by the measure pass),
      * then the row sums and the extras of all ranks in one small allreduce */
     float *add = NULL;
-    rc = gg_comm_reduce_scatter_sum(t->comm, g, t->sh_cnt, t->sh_off, t->sh_recv, &add);
+    rc = t->shm.active ? gg__shm_reduce(t, &add)
+                       : gg_comm_reduce_scatter_sum(t->comm, g, t->sh_cnt, t->sh_off, t->sh_recv, &add);
     if (rc) return rc;
     GG__MARK(GG_PROF_REDUCE);
     gg_clip_measure_rows(&t->clip, g, add, t->params, scale);
@@ -543,7 +591,10 @@ int gg_trainer_step(gg_trainer_t *t) {
           return rc;
         gg_clip_update_done(&t->clip, &t->res);
       }
-      if ((rc = gg_comm_allgather(t->comm, t->params, t->sh_cnt, t->sh_off))) return rc;
+      /* the weights whole again: shared memory needs only the barrier */
+      rc = t->shm.active ? gg_comm_shm_sync(t->comm, &t->shm)
+                         : gg_comm_allgather(t->comm, t->params, t->sh_cnt, t->sh_off);
+      if (rc) return rc;
       GG__MARK(GG_PROF_GATHER);
     }
   } else {

@@ -46,6 +46,32 @@ if same_model f2/checkpoints/step-00000024.h5 s2/checkpoints/step-00000024.h5; t
 else bad "--shard-update on, 2 ranks: differs from the unsharded run"; fi
 rel_close f1/checkpoints/step-00000024.h5 s4/checkpoints/step-00000024.h5 &&
   ok "--shard-update on: 1 vs 4 ranks agree within 1e-4" || bad "--shard-update on: 1 vs 4 ranks differ"
+# Sharded ranks on one node keep the weights and gradients in node-shared
+# memory (MPI-3 windows): a rank adds the others' parts of its block straight
+# from their buffers and the all-gather is a barrier. GG_SHM=0 takes the MPI
+# reduce-scatter and all-gather instead; both add in the same order, so the
+# runs, statistics and histograms included, are the same bits.
+same_stats() { # STATS_A STATS_B: every dataset of stats.h5 equal
+  $py - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+names = []
+a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+diff = [n for n in names if not np.array_equal(a[n][()], b[n][()], equal_nan=a[n].dtype.kind == "f")]
+print(f"{len(names)} datasets, differing: {diff}")
+sys.exit(0 if names and not diff else 1)
+PY
+}
+run 2 "${args[@]}" --shard-update on --steps 2 -v --run-dir v2 2>&1 | grep -q "in node-shared memory" &&
+  ok "--shard-update on, 2 ranks on one node: the update runs in node-shared memory" ||
+  bad "--shard-update on, 2 ranks on one node: node-shared memory not used (-v)"
+for np in 2 4; do
+  GG_SHM=0 run $np "${args[@]}" --shard-update on --hist-every 5 --run-dir "m$np" || bad "GG_SHM=0 sharded run np$np"
+  if same_model "s$np/checkpoints/step-00000024.h5" "m$np/checkpoints/step-00000024.h5" &&
+     same_stats "s$np/stats.h5" "m$np/stats.h5"; then
+    ok "--shard-update on, $np ranks: node-shared memory and MPI copies give the same bits (model, optimizer, stats)"
+  else bad "--shard-update on, $np ranks: node-shared and GG_SHM=0 runs differ"; fi
+done
 rowargs=(--agc 0.05 --max-norm 1.5 --weight-clip 0.8 --hist-every 5)
 run 2 "${args[@]}" "${rowargs[@]}" --shard-update off --run-dir r2 || bad "per-row run"
 run 2 "${args[@]}" "${rowargs[@]}" --shard-update on --run-dir rs2 || bad "per-row sharded run"

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <math.h>
 #include <mpi.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,40 @@ START_TEST(allgather_and_gather0_fill_blocks) {
 }
 END_TEST
 
+START_TEST(shm_shares_params_and_grads) {
+  /* one node: every rank sees rank 0's parameters and every rank's
+   * gradient buffer after a sync; enable = 0 on any rank keeps it off */
+  gg_shm_t s;
+  const size_t np = 1000, ng = 37;
+  ck_assert_int_eq(gg_comm_shm_init(&C, &s, np, ng, 1), 0);
+  if (C.size == 1) {
+    ck_assert_int_eq(s.active, 0); /* one rank has nothing to share */
+    gg_comm_shm_free(&s);
+    return;
+  }
+  ck_assert_int_eq(s.active, 1);
+  ck_assert_ptr_nonnull(s.params);
+  ck_assert_uint_eq((uintptr_t)s.grads[0] % 64, 0);
+  for (size_t i = 0; i < ng; i++) ck_assert(s.grads[C.rank][i] == 0.0f); /* zeroed */
+  if (C.rank == 0)
+    for (size_t i = 0; i < np; i++) s.params[i] = (float)i + 0.5f;
+  for (size_t i = 0; i < ng; i++) s.grads[C.rank][i] = (float)(C.rank * 1000 + (int)i);
+  ck_assert_int_eq(gg_comm_shm_sync(&C, &s), 0);
+  for (size_t i = 0; i < np; i++) ck_assert(s.params[i] == (float)i + 0.5f);
+  for (int r = 0; r < C.size; r++)
+    for (size_t i = 0; i < ng; i++) ck_assert(s.grads[r][i] == (float)(r * 1000 + (int)i));
+  /* rank 0's gradient does not overlap its parameters */
+  ck_assert(s.grads[0] >= s.params + np);
+  ck_assert_int_eq(gg_comm_shm_sync(&C, &s), 0); /* nobody frees while others read */
+  gg_comm_shm_free(&s);
+  ck_assert_int_eq(s.active, 0);
+  /* the last rank says no: nobody allocates */
+  ck_assert_int_eq(gg_comm_shm_init(&C, &s, np, ng, C.rank != C.size - 1), 0);
+  ck_assert_int_eq(s.active, 0);
+  gg_comm_shm_free(&s);
+}
+END_TEST
+
 START_TEST(default_threads_positive) {
   int t = gg_comm_default_threads(&C);
   ck_assert_int_ge(t, 1);
@@ -143,6 +178,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, default_threads_positive);
   tcase_add_test(tc, reduce_scatter_sums_own_block);
   tcase_add_test(tc, allgather_and_gather0_fill_blocks);
+  tcase_add_test(tc, shm_shares_params_and_grads);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_set_fork_status(sr, CK_NOFORK); /* MPI state must stay in this process */

@@ -81,4 +81,27 @@ int gg_comm_hosts(const gg_comm_t *c, char *buf, size_t len);
  * node divided by the ranks on the node, at least 1. Not collective. */
 int gg_comm_default_threads(const gg_comm_t *c);
 
+/* Node-shared buffers (MPI-3 shared memory), for a sharded update whose
+ * ranks all run on one node: ONE parameter buffer for the node, which every
+ * rank reads and each rank updates in its own rows, and one gradient buffer
+ * per rank that the other ranks of the node read directly. The step then
+ * moves no gradient or parameter bytes through MPI: a rank sums its rows of
+ * the gradient from the others' buffers in the pass that measures them, and
+ * the all-gather of the weights becomes a barrier. */
+typedef struct {
+  MPI_Win win;
+  int active;           /* 1 once gg_comm_shm_init succeeded */
+  float *params;        /* (n_params) the node's parameters */
+  float **grads;        /* (size) rank r's gradient buffer, n_grads floats each */
+} gg_shm_t;
+/* Collective. Allocates the window when every rank of c is on one node,
+ * every rank passes enable = 1 and /dev/shm has room (else returns 0 with
+ * s->active = 0: the caller keeps its MPI path); the buffers are zeroed.
+ * Every rank returns the same code (a failure on one rank is agreed). */
+int gg_comm_shm_init(const gg_comm_t *c, gg_shm_t *s, size_t n_params, size_t n_grads, int enable);
+/* Collective over the node. A barrier that also orders memory: what any
+ * rank wrote to the window before it is visible to every rank after it. */
+int gg_comm_shm_sync(const gg_comm_t *c, gg_shm_t *s);
+/* Collective. Frees the window; safe on a zeroed struct. */
+void gg_comm_shm_free(gg_shm_t *s);
 #endif

@@ -75,6 +75,9 @@ typedef struct {
   int *sh_cnt, *sh_off; /* (size) */
   float *sh_recv;       /* (max sh_cnt) the reduce-scatter's last addend */
   double *sh_small;     /* (gg_clip_shared_len + n_extra) the row sums and extras, summed */
+  gg_shm_t shm;         /* sharded on one node: params and grads live here (comm.h) and
+                         * the reduce-scatter and all-gather become barriers; GG_SHM=0
+                         * keeps the MPI path */
   int det_shards;       /* --deterministic: micro-shards M of the global batch */
   float **det_stack;    /* partial tree sums, views into det_scratch */
   float *det_scratch;   /* exchange buffer, then the stack, (n_params + n_extra) each */
