@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run_bench.sh — gradguard vs PyTorch DDP (gloo, CPU), run by hand, not by CI.
 #
-# One run prints one table whose ratios all come from this run: samples/s and
+# One run prints one table per BLAS environment (CORETYPES), whose ratios all
+# come from that run: samples/s and
 # steps/s of gradguard (mpirun, --threads 1 per rank) and of PyTorch DDP
 # (bench/ddp_bench.py, 1 thread per rank) on three networks at 1 and 2 ranks,
 # medians of REPEATS interleaved repeats; gradguard's 2-rank speedup; and
@@ -16,9 +17,11 @@
 #   REPEATS=5          repeats of every configuration (interleaved)
 #   QUICK=1            a smoke test: 2 repeats of a few steps (figures meaningless)
 #   WORK=DIR           scratch folder (default: a new /tmp/gg-bench.XXXXXX, kept)
-#   CORETYPE_EXTRA=SkylakeX   append an informational section with
-#                      OPENBLAS_CORETYPE set to this value (the main table never
-#                      sets it: it runs in the machine's environment as it is)
+#   CORETYPES="as-is"  the BLAS environments, one whole table each: "as-is" runs in
+#                      the machine's environment as it is (OPENBLAS_CORETYPE as
+#                      the machine sets it, or unset); a kernel name (Haswell,
+#                      SkylakeX, ...) sets OPENBLAS_CORETYPE to it for BOTH sides
+#                      of that table, e.g. CORETYPES="as-is Haswell SkylakeX"
 #   PYTHON=/usr/bin/python3
 set -euo pipefail
 
@@ -105,20 +108,34 @@ run_pt() { # net ranks rep
   echo -e "$net\tpytorch\t$P\tnone\t$rep\t$sps" >>"$RES"
 }
 
-# --- environment, as it is
+# --- one whole table in one BLAS environment: section TAG (as-is | kernel name)
+section() {
+local tag=$1 how
+if [ "$tag" = as-is ]; then
+  how="the machine's environment as it is; the benchmark sets no BLAS variable"
+else
+  export OPENBLAS_CORETYPE=$tag
+  how="set by the benchmark for both gradguard and PyTorch"
+fi
+local TOP=$WORK
+WORK=$TOP/$tag
+mkdir -p "$WORK/logs"
+RES="$WORK/results.tsv"
+: >"$RES"
+# --- the environment of this table
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
-PK=("$WORK/bin/gemm_peak" --min-time "$GEMM_T")
+PK=("$TOP/bin/gemm_peak" --min-time "$GEMM_T")
 "${PK[@]}" --layers 784,1024,1024,10 --batch 256 >"$WORK/logs/gemm-wide-b256.log"
 "${PK[@]}" --layers 784,1024,1024,10 --batch 128 >"$WORK/logs/gemm-wide-b128.log"
 "${PK[@]}" --layers "${LAYERS[deep]}" --batch 128 --min-time "$(awk "BEGIN{print $GEMM_T/4}")" \
   >"$WORK/logs/gemm-deep-b128.log"
 "${DDP[@]}" --info >"$WORK/logs/torch-info.log" 2>&1
 gg_blas=$(ldd "$GG" | awk '/libopenblas/ {print $3}')
-pk_blas=$(ldd "$WORK/bin/gemm_peak" | awk '/libopenblas/ {print $3}')
+pk_blas=$(ldd "$TOP/bin/gemm_peak" | awk '/libopenblas/ {print $3}')
 {
   echo "date         $(date -u '+%F %T UTC'), host $(hostname), $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p')"
   echo "gradguard    $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?') ($build), $(mpirun --version 2>/dev/null | head -1)"
-  echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-(unset)}   (the benchmark runs in the machine's environment as it is; it sets no BLAS variable)"
+  echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-(unset)}   ($how)"
   echo "gradguard BLAS: $(readlink -f "$gg_blas")  (gemm_peak: $(readlink -f "$pk_blas"))"
   echo "  $(head -1 "$WORK/logs/gemm-wide-b256.log")"
   sed 's/^/  /' "$WORK/logs/torch-info.log"
@@ -138,32 +155,16 @@ for rep in $(seq "$REPEATS"); do
   done
 done
 
-# --- informational: the same 1-rank wide net with OPENBLAS_CORETYPE forced
-extra=""
-if [ -n "${CORETYPE_EXTRA:-}" ]; then
-  extra="$WORK/coretype.tsv"
-  : >"$extra"
-  OPENBLAS_CORETYPE=$CORETYPE_EXTRA "${PK[@]}" --layers 784,1024,1024,10 --batch 256 \
-    >"$WORK/logs/gemm-wide-b256-coretype.log"
-  for rep in 1 2 3; do
-    log "informational OPENBLAS_CORETYPE=$CORETYPE_EXTRA, repeat $rep/3"
-    OPENBLAS_CORETYPE=$CORETYPE_EXTRA run_gg wide 1 core "x$rep"
-    OPENBLAS_CORETYPE=$CORETYPE_EXTRA run_pt wide 1 "x$rep"
-  done
-  grep -P '\tx[0-9]+\t' "$RES" >"$extra"
-  grep -vP '\tx[0-9]+\t' "$RES" >"$RES.tmp" && mv "$RES.tmp" "$RES"
-  OPENBLAS_CORETYPE=$CORETYPE_EXTRA "${DDP[@]}" --info >"$WORK/logs/torch-info-coretype.log" 2>&1
-fi
 echo "load average at end:   $(cut -d' ' -f1-3 /proc/loadavg)" >>"$WORK/env.txt"
 
 # --- the table
-"$PYTHON" - "$WORK" "$REPEATS" "$extra" "${CORETYPE_EXTRA:-}" \
+"$PYTHON" - "$WORK" "$REPEATS" \
   "${LABEL[seed]}|${STEPS[seed]}|${BATCH[seed]}" "${LABEL[wide]}|${STEPS[wide]}|${BATCH[wide]}" \
   "${LABEL[deep]}|${STEPS[deep]}|${BATCH[deep]}" <<'EOF'
 import re, statistics, sys
-work, repeats, extra, coretype = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+work, repeats = sys.argv[1], int(sys.argv[2])
 nets = {}
-for key, arg in zip(("seed", "wide", "deep"), sys.argv[5:8]):
+for key, arg in zip(("seed", "wide", "deep"), sys.argv[3:6]):
     label, steps, batch = arg.split("|")
     nets[key] = (label, int(steps), int(batch))
 
@@ -236,15 +237,14 @@ for name, v, tgt, u in targets:
     fmt = f"{v:.2f}{u}" if u == "x" else f"{v:.1f}{u}"
     print(f"{name:66} {fmt:>9} {'>= ' + str(tgt) + u:>8}  {'met' if v >= tgt else 'NOT MET'}")
 
-if extra:
-    X = load(extra)
-    xf, xs, xp, xcore = peak(f"{work}/logs/gemm-wide-b256-coretype.log")
-    g, t = X[("wide", "gradguard", 1, "core")], X[("wide", "pytorch", 1, "none")]
-    print(f"\nINFORMATIONAL, not the benchmark: OPENBLAS_CORETYPE={coretype} forced "
-          f"(OpenBLAS core '{xcore}'), 784-1024-1024-10 b256, 1 rank, medians of {len(g)}:")
-    print(open(f"{work}/logs/torch-info-coretype.log").read().rstrip().replace("\n", "\n  ").join(["  ", ""]))
-    step = wide_b / med(g)
-    print(f"  gradguard {med(g):.0f} samples/s, PyTorch DDP {med(t):.0f} samples/s, ratio {med(g)/med(t):.2f}x; "
-          f"GEMM peak {xp:.1f} GFLOP/s, gradguard {xf/step/1e9:.1f} GFLOP/s = {100*xs/step:.1f}% of it")
 print(f"\nraw results and logs: {work}")
 EOF
+WORK=$TOP
+}
+
+# each table in a subshell (set -e holds in it): its OPENBLAS_CORETYPE stays its own
+for ct in ${CORETYPES:-as-is}; do
+  log "=== BLAS environment: $ct"
+  ( section "$ct" )
+  echo
+done
