@@ -93,6 +93,7 @@ static inline __attribute__((always_inline)) double gg__sumsq_lanes(float *restr
       if (add) {
         f += y[i];
         x[i] = f;
+        if (add == 2) ((float *)y)[i] = 0.0f;
       }
       double v = f;
       s[k] += v * v;
@@ -105,6 +106,7 @@ static inline __attribute__((always_inline)) double gg__sumsq_lanes(float *restr
     if (add) {
       f += y[i];
       x[i] = f;
+      if (add == 2) ((float *)y)[i] = 0.0f;
     }
     double v = f;
     s[k] += v * v;
@@ -133,14 +135,21 @@ static inline double gg__row_add_sumsq(float *x, const float *y, size_t n, float
   return gg__sumsq_lanes(x, y, n, maxabs, 1);
 }
 
-void gg_clip_measure_rows(gg_clip_t *c, float *g, const float *add, const float *params,
-                          float scale) {
+/* ... and y = 0 after reading it */
+static inline double gg__row_take_sumsq(float *x, float *y, size_t n, float *maxabs) {
+  return gg__sumsq_lanes(x, y, n, maxabs, 2);
+}
+
+static void gg__measure_rows(gg_clip_t *c, float *g, const float *add, const float *params,
+                             float scale, int take) {
   double s2 = (double)scale * (double)scale;
   const size_t base = c->row_begin[c->row_lo];
   for (size_t r = c->row_lo; r < c->row_hi; r++) {
     size_t b = c->row_begin[r], n = c->row_begin[r + 1] - b;
     float m = 0;
-    double v = add ? gg__row_add_sumsq(g + b, add + (b - base), n, &m) : gg__row_sumsq(g + b, n, &m);
+    double v = !add  ? gg__row_sumsq(g + b, n, &m)
+               : take ? gg__row_take_sumsq(g + b, (float *)add + (b - base), n, &m)
+                      : gg__row_add_sumsq(g + b, add + (b - base), n, &m);
     c->row_g2[r] = v * s2;
     c->row_max[r] = m;
     if (c->cfg.agc > 0) {
@@ -154,6 +163,16 @@ void gg_clip_measure_rows(gg_clip_t *c, float *g, const float *add, const float 
       }
     }
   }
+}
+
+void gg_clip_measure_rows(gg_clip_t *c, float *g, const float *add, const float *params,
+                          float scale) {
+  gg__measure_rows(c, g, add, params, scale, 0);
+}
+
+void gg_clip_measure_rows_take(gg_clip_t *c, float *g, float *add, const float *params,
+                               float scale) {
+  gg__measure_rows(c, g, add, params, scale, 1);
 }
 
 void gg_clip_measure_finish(gg_clip_t *c, float scale, gg_clip_result_t *res) {
@@ -361,8 +380,37 @@ static void gg__max_norm_row(float *w, size_t n, double C, gg_update_acc_t *ra) 
   ra->wwold *= s;
 }
 
+/* The optimizer over [b, e) with one factor; with take, in pieces of
+ * GG_CLIP_TAKE_CHUNK, each piece of g zeroed right after its update. */
+static void gg__update_range(gg_optim_t *opt, float *params, const float *g, size_t b, size_t e,
+                             float f, float clamp, float wclip, gg_sums_t sums,
+                             gg_update_acc_t *acc, int take) {
+  if (!take) {
+    gg_optim_update_sums(opt, params, g, b, e, f, clamp, wclip, sums, acc);
+    return;
+  }
+  for (size_t p = b; p < e; p += GG_CLIP_TAKE_CHUNK) {
+    size_t q = e - p > GG_CLIP_TAKE_CHUNK ? p + GG_CLIP_TAKE_CHUNK : e;
+    gg_optim_update_sums(opt, params, g, p, q, f, clamp, wclip, sums, acc);
+    memset((float *)g + p, 0, (q - p) * sizeof *g);
+  }
+}
+
+static void gg__apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
+                             int want_stats, gg_clip_result_t *res, int take);
+
 void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
                           int want_stats, gg_clip_result_t *res) {
+  gg__apply_update(c, opt, params, g, want_stats, res, 0);
+}
+
+void gg_clip_apply_update_take(gg_clip_t *c, gg_optim_t *opt, float *params, float *g,
+                               int want_stats, gg_clip_result_t *res) {
+  gg__apply_update(c, opt, params, g, want_stats, res, 1);
+}
+
+static void gg__apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
+                             int want_stats, gg_clip_result_t *res, int take) {
   const gg_arch_t *a = c->arch;
   const gg_clip_cfg_t *k = &c->cfg;
   float clamp = (float)k->clip_value, wclip = (float)k->weight_clip;
@@ -387,6 +435,7 @@ void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const fl
         gg_update_acc_t ra = {0};
         size_t b = c->row_begin[r], e = c->row_begin[r + 1];
         gg_optim_update_sums(opt, params, g, b, e, c->row_scale[r], clamp, wclip, sums, &ra);
+        if (take) memset((float *)g + b, 0, (e - b) * sizeof *g);
         /* --max-norm right after the row's update, while the row is still
          * in L1: a separate pass over the layer afterwards reads every
          * weight again from memory (3% of a 784-1024-1024-10 step). */
@@ -398,11 +447,11 @@ void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const fl
       /* the weight rows share one factor: one call for all of them */
       size_t w1 = r1 < rb ? r1 : rb;
       if (r0 < w1)
-        gg_optim_update_sums(opt, params, g, c->row_begin[r0], c->row_begin[w1], c->row_scale[r0],
-                             clamp, wclip, sums, acc);
+        gg__update_range(opt, params, g, c->row_begin[r0], c->row_begin[w1], c->row_scale[r0],
+                         clamp, wclip, sums, acc, take);
       if (r1 > rb)
-        gg_optim_update_sums(opt, params, g, c->row_begin[rb], c->row_begin[rb + 1],
-                             c->row_scale[rb], clamp, wclip, sums, acc);
+        gg__update_range(opt, params, g, c->row_begin[rb], c->row_begin[rb + 1],
+                         c->row_scale[rb], clamp, wclip, sums, acc, take);
     }
   }
   c->row_acc_valid = per_row && c->row_acc != NULL;

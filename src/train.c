@@ -114,9 +114,14 @@ static int gg__shm_reduce(gg_trainer_t *t, float **pending) {
   if (rc) return rc;
   const size_t off = (size_t)t->sh_off[r], cnt = (size_t)t->sh_cnt[r];
   float *restrict own = t->grads + off;
+  /* each part is read by this rank only: zero it for the next backward
+   * pass while it is in cache (see grads_zero) */
   for (int k = 1; k < P - 1; k++) {
-    const float *restrict src = t->shm.grads[(r - k + P) % P] + off;
-    for (size_t i = 0; i < cnt; i++) own[i] += src[i];
+    float *restrict src = t->shm.grads[(r - k + P) % P] + off;
+    for (size_t i = 0; i < cnt; i++) {
+      own[i] += src[i];
+      src[i] = 0.0f;
+    }
   }
   *pending = t->shm.grads[(r + 1) % P] + off;
   return 0;
@@ -166,6 +171,7 @@ static int gg__trainer_setup(gg_trainer_t *t) {
   t->n_extra = GG_EXTRA_SAT + (size_t)L;
   t->params = calloc(a->n_params, sizeof *t->params);
   t->grads = calloc(a->n_params + t->n_extra, sizeof *t->grads);
+  t->grads_zero = 1; /* calloc: the first backward pass may accumulate */
   t->xb = malloc((size_t)t->local_batch * (size_t)D * sizeof *t->xb);
   t->tb = malloc((size_t)t->local_batch * (size_t)K * sizeof *t->tb);
   t->lb = malloc((size_t)t->local_batch * sizeof *t->lb);
@@ -449,13 +455,14 @@ static int gg__every(long s, long every) { return every > 0 && (s == 1 || s % ev
  * extras not touched); adds the correct count and, if want_stats, the
  * saturation counts. Returns the loss sum. */
 static double gg__shard_grad(gg_trainer_t *t, const uint32_t *idx, int m, float *grads,
-                             int want_stats, long *correct) {
+                             int accumulate, int want_stats, long *correct) {
   const gg_arch_t *a = &t->arch;
   const int L = a->n_layers, K = a->widths[L];
   gg_data_gather(&t->train, idx, m, t->xb, t->tb, t->lb);
   gg_nn_forward(a, t->params, t->xb, m, &t->ws);
   double lsum = gg_loss_eval(a->loss, t->ws.z[L - 1], m, K, t->tb, t->lb, t->ws.d0, correct);
-  gg_nn_backward(a, t->params, t->xb, m, &t->ws, t->ws.d0, grads, 0, want_stats ? t->sat : NULL);
+  gg_nn_backward(a, t->params, t->xb, m, &t->ws, t->ws.d0, grads, accumulate,
+                 want_stats ? t->sat : NULL);
   return lsum;
 }
 
@@ -498,7 +505,8 @@ int gg_trainer_step(gg_trainer_t *t) {
   long correct = 0;
   int rc;
   if (!cfg->deterministic) {
-    x[GG_EXTRA_LOSS] = (float)gg__shard_grad(t, idx, m, g, want_stats, &correct);
+    /* into the zeroed buffer: the same bits as writing it (0 + x = x) */
+    x[GG_EXTRA_LOSS] = (float)gg__shard_grad(t, idx, m, g, t->grads_zero, want_stats, &correct);
   } else {
     /* micro-shards of B/M samples each, summed in the fixed binary tree:
      * a stack of partial sums merged like a binary counter (local), then
@@ -507,7 +515,7 @@ int gg_trainer_step(gg_trainer_t *t) {
     const size_t nl = n + 1; /* gradient and its loss extra */
     for (int i = 0; i < ms; i++) {
       float *dst = h == 0 ? g : t->det_stack[h - 1];
-      dst[n + GG_EXTRA_LOSS] = (float)gg__shard_grad(t, idx + (size_t)i * (size_t)sb, sb, dst,
+      dst[n + GG_EXTRA_LOSS] = (float)gg__shard_grad(t, idx + (size_t)i * (size_t)sb, sb, dst, 0,
                                                      want_stats, &correct);
       h++;
       for (int j = i + 1; j % 2 == 0; j /= 2, h--) {
@@ -516,6 +524,7 @@ int gg_trainer_step(gg_trainer_t *t) {
       }
     }
   }
+  t->grads_zero = 0;
   GG__MARK(GG_PROF_GRAD);
   x[GG_EXTRA_CORRECT] = (float)correct;
   x[GG_EXTRA_STOP] = t->stop_request && *t->stop_request ? 1.0f : 0.0f;
@@ -534,7 +543,15 @@ int gg_trainer_step(gg_trainer_t *t) {
                        : gg_comm_reduce_scatter_sum(t->comm, g, t->sh_cnt, t->sh_off, t->sh_recv, &add);
     if (rc) return rc;
     GG__MARK(GG_PROF_REDUCE);
-    gg_clip_measure_rows(&t->clip, g, add, t->params, scale);
+    if (t->shm.active) {
+      /* the last addend is in rank r+1's buffer: zeroed as it is read */
+      gg_clip_measure_rows_take(&t->clip, g, add, t->params, scale);
+    } else {
+      gg_clip_measure_rows(&t->clip, g, add, t->params, scale);
+      /* the other ranks' blocks were sent: zero them for the next step */
+      for (int k = 0; k < t->comm->size; k++)
+        if (k != t->comm->rank) memset(g + t->sh_off[k], 0, (size_t)t->sh_cnt[k] * sizeof *g);
+    }
     const size_t ns = gg_clip_shared_len(&t->clip);
     gg_clip_pack(&t->clip, t->sh_small);
     for (size_t e = 0; e < t->n_extra; e++) t->sh_small[ns + e] = x[e];
@@ -569,6 +586,9 @@ int gg_trainer_step(gg_trainer_t *t) {
     if (cfg->nonfinite == GG_NONFINITE_ZERO) memset(g, 0, n * sizeof *g);
     else update = 0;
   }
+  /* the histogram of the gradient, before the update zeroes it */
+  const int hist_step = gg__every(s, cfg->hist_every);
+  if (hist_step) gg_clip_histogram(&t->clip, g, scale, t->hist);
   if (update) {
     if (!t->res.nonfinite) {
       if ((rc = gg_clip_plan(&t->clip, scale, &t->res))) return rc;
@@ -581,7 +601,14 @@ int gg_trainer_step(gg_trainer_t *t) {
       t->res.grad_norm_clipped = 0;
     }
     gg_optim_begin(&t->opt, t->lr);
-    gg_clip_apply_update(&t->clip, &t->opt, t->params, g, want_stats, &t->res);
+    if (cfg->deterministic) {
+      gg_clip_apply_update(&t->clip, &t->opt, t->params, g, want_stats, &t->res);
+    } else {
+      /* own rows zeroed as they are read; the other ranks' blocks were
+       * zeroed by the reduction: the whole buffer is 0 again */
+      gg_clip_apply_update_take(&t->clip, &t->opt, t->params, g, want_stats, &t->res);
+      t->grads_zero = 1;
+    }
     GG__MARK(GG_PROF_UPDATE);
     if (t->sharded) {
       /* every rank's part of the update sums, then the whole weights */
@@ -609,8 +636,7 @@ int gg_trainer_step(gg_trainer_t *t) {
                               t->sat_total)))
       return rc;
   }
-  if (gg__every(s, cfg->hist_every)) {
-    gg_clip_histogram(&t->clip, g, scale, t->hist);
+  if (hist_step) {
     if (t->sharded &&
         (rc = gg_comm_allreduce_sum_u32(t->comm, t->hist, (size_t)L * GG_HIST_BINS)))
       return rc;

@@ -129,6 +129,28 @@ else bad "zero: $(tail -3 cmp.txt)"; fi
 grep -q "warning: step 1: non-finite gradient, gradient zeroed" zero.out && ok "zero: warning line" ||
   bad "zero: no warning line in: $(tail -5 zero.out)"
 
+# after a skipped step the next backward pass must start from a fresh
+# gradient (the trainer accumulates into a buffer the update zeroed, and a
+# skipped step zeroes nothing): 16 samples, one of them overflowing, batch 8,
+# 4 epochs of 2 shuffled steps: exactly one step per epoch is skipped. Were
+# the Inf carried over, every later step would be non-finite too.
+"$py" - <<'EOF2'
+import h5py, numpy as np
+a, b = h5py.File("finite.h5", "r"), h5py.File("overflow.h5", "r")
+with h5py.File("mixed.h5", "w") as f:
+    f.create_dataset("X", data=np.concatenate([a["X"][()], b["X"][()]]))
+    f.create_dataset("y", data=np.concatenate([a["y"][()], b["y"][()]]))
+EOF2
+for np_ in 1 2; do
+  name=mixed$np_
+  timeout 60 "$mpiexec" -q --oversubscribe -n $np_ "$bin/gradguard" train --data mixed.h5 --layers 4,3,2 \
+    --activation relu --loss mse --init-from init.h5 --steps 8 --batch 8 --optimizer adam \
+    --nonfinite skip --shard-update on --run-dir $name >$name.out 2>$name.err
+  if grep -q "warning: 4 of 8 steps had a non-finite gradient" $name.out; then
+    ok "skip then go on ($np_ rank(s), --shard-update on): 4 of 8 steps skipped, one per epoch"
+  else bad "skip then go on ($np_ rank(s)): $(grep -m1 'of 8 steps' $name.out) $(tail -2 $name.err)"; fi
+done
+
 # abort: exit 70, one stderr line naming the non-finite gradient, no checkpoint
 abort_check() { # NAME RC MILLISECONDS
   local name="$1" rc="$2" msecs="$3"

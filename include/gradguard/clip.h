@@ -94,6 +94,10 @@ void gg_clip_measure(gg_clip_t *c, const float *g, const float *params, float sc
 void gg_clip_set_rows(gg_clip_t *c, size_t lo, size_t hi);
 void gg_clip_measure_rows(gg_clip_t *c, float *g, const float *add, const float *params,
                           float scale);
+/* gg_clip_measure_rows with an add that is zeroed as it is read (the
+ * last addend of a node-shared reduction, in the other rank's buffer). */
+void gg_clip_measure_rows_take(gg_clip_t *c, float *g, float *add, const float *params,
+                               float scale);
 void gg_clip_measure_finish(gg_clip_t *c, float scale, gg_clip_result_t *res);
 size_t gg_clip_shared_len(const gg_clip_t *c);
 void gg_clip_pack(const gg_clip_t *c, double *buf);
@@ -116,6 +120,14 @@ int gg_clip_plan(gg_clip_t *c, float scale, gg_clip_result_t *res);
  * this step. */
 void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
                           int want_stats, gg_clip_result_t *res);
+/* gg_clip_apply_update that also zeroes the own rows of g, each piece
+ * right after the update read it (in cache), so that the next backward pass
+ * can accumulate into g (GEMM beta = 1) instead of OpenBLAS first zeroing
+ * it in a pass of its own. The weights and optimizer state are the same
+ * bits; the update sums are added in pieces of GG_CLIP_TAKE_CHUNK. */
+#define GG_CLIP_TAKE_CHUNK 4096
+void gg_clip_apply_update_take(gg_clip_t *c, gg_optim_t *opt, float *params, float *g,
+                               int want_stats, gg_clip_result_t *res);
 
 /* res->grad_norm_clipped (with --clip-value) and res->clipped_fraction from
  * layer_acc, after it was summed over the ranks of a sharded update. */

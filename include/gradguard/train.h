@@ -55,6 +55,9 @@ typedef struct {
   float *params;        /* (n_params) flat parameters, layer views in arch */
   float *grads;         /* (n_params + n_extra): gradient sum, then extras */
   size_t n_extra;       /* GG_EXTRA_SAT + L */
+  int grads_zero;       /* grads[0, n_params) are all 0: the update zeroed what it
+                         * read, so the next backward pass accumulates (GEMM beta
+                         * 1) instead of OpenBLAS zeroing the buffer first */
   gg_optim_t opt;
   gg_clip_t clip;
   gg_stats_t stats;
