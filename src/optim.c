@@ -132,9 +132,27 @@ typedef struct {
  * over a block without -ffast-math's reassociation. */
 #define GG__LANES 8
 
+/* The two statistics-only sums (dw2, w02: norms of the update and of the
+ * old weights) run in float lanes over GG__FLUSH blocks, then go into their
+ * double lanes: float vectors are twice as wide, and 128 terms per float
+ * lane keep the relative error near 1e-6, plenty for a norm that is stored
+ * as float32. The sums that steer a control stay double: w2 (--agc reads it
+ * as the row norm, bit for bit what gg_clip reads from the weights), g2,
+ * ww, the clamp count. */
+#define GG__FLUSH 128
+
 typedef struct {
   double g2[GG__LANES], nc[GG__LANES], w2[GG__LANES], dw2[GG__LANES], ww[GG__LANES], w02[GG__LANES];
+  float fdw2[GG__LANES], fw02[GG__LANES];
 } lane_acc_t;
+
+static GG__ALWAYS_INLINE void lane_flush(lane_acc_t *a) {
+  for (int k = 0; k < GG__LANES; k++) {
+    a->dw2[k] += a->fdw2[k];
+    a->w02[k] += a->fw02[k];
+    a->fdw2[k] = a->fw02[k] = 0.0f;
+  }
+}
 
 /* Element i in lane k: g' = clamp(scale g), the update of KIND, the weight
  * clip, the sums. kind is a compile-time constant at every call, so the
@@ -182,16 +200,17 @@ static GG__ALWAYS_INLINE void update_elem(const int kind, const int sums, const 
   w[i] = w1;
   /* Only the sums of this pass's level: six double accumulators cost more
    * than Adam itself, and most steps need two or three of them. */
-  const double gd = gc, w0d = w0, w1d = w1, dw = w1d - w0d;
+  const double gd = gc, w0d = w0, w1d = w1;
   if (sums >= GG_SUMS_ALL) {
     a->g2[k] += gd * gd;
     a->nc[k] += (double)((gs > clamp) | (gs < -clamp));
     a->ww[k] += w1d * w0d;
   }
   if (sums >= GG_SUMS_UPDATE) {
+    const float df = w1 - w0;
     a->w2[k] += w1d * w1d;
-    a->dw2[k] += dw * dw;
-    a->w02[k] += w0d * w0d;
+    a->fdw2[k] += df * df;
+    a->fw02[k] += w0 * w0;
   }
 }
 
@@ -204,12 +223,17 @@ static GG__ALWAYS_INLINE void update_range(const int kind, const int sums, const
   lane_acc_t a;
   memset(&a, 0, sizeof a);
   const size_t n_blocks = (end - begin) / GG__LANES;
-  for (size_t b = 0; b < n_blocks; b++)
-    for (size_t k = 0; k < GG__LANES; k++)
-      update_elem(kind, sums, c, w, g, s0, s1, begin + b * GG__LANES + k, k, scale, clamp, wclip,
-                  &a);
+  for (size_t b0 = 0; b0 < n_blocks; b0 += GG__FLUSH) {
+    const size_t b1 = n_blocks - b0 > GG__FLUSH ? b0 + GG__FLUSH : n_blocks;
+    for (size_t b = b0; b < b1; b++)
+      for (size_t k = 0; k < GG__LANES; k++)
+        update_elem(kind, sums, c, w, g, s0, s1, begin + b * GG__LANES + k, k, scale, clamp, wclip,
+                    &a);
+    if (sums >= GG_SUMS_UPDATE) lane_flush(&a);
+  }
   for (size_t i = begin + n_blocks * GG__LANES, k = 0; i < end; i++, k++)
     update_elem(kind, sums, c, w, g, s0, s1, i, k, scale, clamp, wclip, &a);
+  if (sums >= GG_SUMS_UPDATE) lane_flush(&a);
   for (int k = 0; k < GG__LANES; k++) {
     acc->g2 += a.g2[k];
     acc->n_clamped += a.nc[k];

@@ -299,9 +299,10 @@ START_TEST(test_update_ranges_compose) {
     ck_assert_rel(acc_b.g2, acc_a.g2, 1e-12);
     ck_assert(acc_b.n_clamped == acc_a.n_clamped && acc_a.n_clamped > 10);
     ck_assert_rel(acc_b.w2, acc_a.w2, 1e-12);
-    ck_assert_rel(acc_b.dw2, acc_a.dw2, 1e-12);
+    /* dw2 and wold2 (statistics only) add float lanes (optim.c): 1e-6 */
+    ck_assert_rel(acc_b.dw2, acc_a.dw2, 1e-6);
     ck_assert_rel(acc_b.wwold, acc_a.wwold, 1e-12);
-    ck_assert_rel(acc_b.wold2, acc_a.wold2, 1e-12);
+    ck_assert_rel(acc_b.wold2, acc_a.wold2, 1e-6);
     /* And the sums are those of the definitions. */
     float w0[M];
     fill(w0, M, 3);
@@ -319,9 +320,9 @@ START_TEST(test_update_ranges_compose) {
     ck_assert_rel(acc_a.g2, g2, 1e-6);
     ck_assert(acc_a.n_clamped == nc);
     ck_assert_rel(acc_a.w2, w2, 1e-12);
-    ck_assert_rel(acc_a.dw2, dw2, 1e-12);
+    ck_assert_rel(acc_a.dw2, dw2, 1e-6);
     ck_assert_rel(acc_a.wwold, ww, 1e-12);
-    ck_assert_rel(acc_a.wold2, wold2, 1e-12);
+    ck_assert_rel(acc_a.wold2, wold2, 1e-6);
     gg_optim_free(&a);
     gg_optim_free(&b);
   }
