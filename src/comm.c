@@ -219,9 +219,10 @@ int gg_comm_shm_init(const gg_comm_t *c, gg_shm_t *s, size_t n_params, size_t n_
   memset(s, 0, sizeof *s);
   s->win = MPI_WIN_NULL;
   if (c->size < 2 || c->local_size != c->size) return 0;
-  /* rank 0's segment: the parameters, then its gradient 64-byte aligned;
-   * the other ranks' segments: their gradient (alloc_shared_noncontig: each
-   * rank's segment on pages of its own, so no two ranks write one cache line) */
+  /* rank 0's segment: the parameters, then its gradient; the other ranks'
+   * segments: their gradient. Each part starts on a 64-byte line of its own
+   * and ends before the next segment begins, so no two ranks write one cache
+   * line (alloc_shared_noncontig lets Open MPI place segments apart, too). */
   const size_t pad = (n_params + 15) / 16 * 16;
   /* + 16: Open MPI aligns a segment to 8 bytes only; we align to 64 */
   const size_t mine = n_grads + (c->rank == 0 ? pad : 0) + 16;
