@@ -268,12 +268,16 @@ int gg_comm_shm_init(const gg_comm_t *c, gg_shm_t *s, size_t n_params, size_t n_
   return gg_comm_shm_sync(c, s);
 }
 
+void gg_comm_shm_fence(gg_shm_t *s) {
+  if (s->active) MPI_Win_sync(s->win);
+}
+
 int gg_comm_shm_sync(const gg_comm_t *c, gg_shm_t *s) {
   /* the passive-target pattern of MPI-3's unified model: sync (a memory
    * barrier for this process's stores), barrier, sync (for the loads) */
-  MPI_Win_sync(s->win);
+  gg_comm_shm_fence(s);
   if (MPI_Barrier(c->node) != MPI_SUCCESS) return gg_err_set(GG_ECOMM, "MPI_Barrier of the node failed");
-  MPI_Win_sync(s->win);
+  gg_comm_shm_fence(s);
   return 0;
 }
 

@@ -558,9 +558,9 @@ int gg_trainer_step(gg_trainer_t *t) {
     /* node-shared: this allreduce is also where the zeros written into
      * the other ranks' buffers must be visible before they accumulate into
      * them again (a skipped step has no barrier after it): sync on both sides */
-    if (t->shm.active) MPI_Win_sync(t->shm.win);
+    gg_comm_shm_fence(&t->shm);
     rc = gg_comm_allreduce_sum_d(t->comm, t->sh_small, ns + t->n_extra);
-    if (t->shm.active) MPI_Win_sync(t->shm.win);
+    gg_comm_shm_fence(&t->shm);
     gg_clip_unpack(&t->clip, t->sh_small);
     for (size_t e = 0; e < t->n_extra; e++) x[e] = (float)t->sh_small[ns + e];
   }

@@ -102,6 +102,10 @@ int gg_comm_shm_init(const gg_comm_t *c, gg_shm_t *s, size_t n_params, size_t n_
 /* Collective over the node. A barrier that also orders memory: what any
  * rank wrote to the window before it is visible to every rank after it. */
 int gg_comm_shm_sync(const gg_comm_t *c, gg_shm_t *s);
+/* Not collective. A memory fence for the window (MPI_Win_sync), for when
+ * another collective is the ordering point: fence, collective, fence. No-op
+ * when s is not active. */
+void gg_comm_shm_fence(gg_shm_t *s);
 /* Collective. Frees the window; safe on a zeroed struct. */
 void gg_comm_shm_free(gg_shm_t *s);
 #endif
