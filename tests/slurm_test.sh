@@ -3,7 +3,9 @@
 # cluster (tools/local-slurm.sh): a 1-epoch run on 2 tasks (exit 0, 2 ranks,
 # test accuracy, checkpoint), then preemption: USR1 to the batch shell mid-run
 # -> the ranks checkpoint and exit 75 -> the job requeues itself -> the
-# requeued run resumes from that checkpoint and finishes every step.
+# requeued run resumes from that checkpoint and finishes every step. Then
+# ranks started by srun itself (PMIx): a good run, a bad input on rank 1,
+# a rank killed mid-run.
 # Exits 77 (SKIP) without root, Slurm, 2 CPUs or the Fashion-MNIST files.
 # A cluster that was already running is used and left running; one this
 # test started is stopped at the end (also on failure or interrupt).
@@ -148,6 +150,54 @@ grep -qE "^done after $total steps \($((total - ${n:-0})) in this run\)" "$out2"
   bad "not finished: $(grep -E '^done|^stopped' "$out2")"
 acc=$(accuracy "$out2")
 ge "$acc" 0.80 && ok "final test accuracy after the resume $acc >= 0.80" || bad "accuracy after the resume '$acc'"
+
+# ------------------------------- 3. srun: ranks launched by Slurm itself --
+# What a cluster user types inside an allocation: `srun gradguard train`,
+# the ranks wired up by Slurm's PMIx plugin (no mpirun). A good run, one rank
+# failing alone, one rank killed: the step must end, never hang.
+if srun --mpi=list 2>&1 | grep -qw pmix; then
+  "$bin/gg-data" synth --kind seed -o "$tmp/seed.h5" >/dev/null || bad "gg-data synth --kind seed"
+  sargs=(--data "$tmp/seed.h5" --layers 100,10,5,1 --loss bce --batch 32)
+  t0=$SECONDS
+  timeout 120 srun --mpi=pmix -n 2 "$bin/gradguard" train "${sargs[@]}" --epochs 2 \
+    --run-dir "$tmp/srun1" >srun1.out 2>srun1.err
+  rc=$?
+  if [ $rc -eq 0 ] && grep -qE '^gradguard [^ ]+: 2 ranks on ' srun1.out &&
+    grep -qE '^done after 62 steps' srun1.out; then
+    ok "srun --mpi=pmix -n 2 gradguard train: 2 ranks, 62 steps, exit 0 in $((SECONDS - t0)) s"
+  else bad "srun run: exit $rc"; show srun1.out; cat srun1.err; fi
+
+  start=$(date +%s.%N)
+  GG_INJECT_FAULT=data:1 timeout 60 srun --mpi=pmix -n 2 "$bin/gradguard" train "${sargs[@]}" \
+    --run-dir "$tmp/srun2" >srun2.out 2>srun2.err
+  rc=$?
+  el=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b - a}')
+  ours=$(grep -c '^gradguard' srun2.err) # srun adds lines of its own ("srun: error: ...")
+  if [ $rc -eq 66 ] && [ "$ours" -eq 1 ] && grep -q '^gradguard: rank 1' srun2.err &&
+    awk -v e="$el" 'BEGIN{exit !(e < 10)}'; then
+    ok "srun, rank 1 given a bad input: exit 66 in ${el} s, one line: $(grep '^gradguard' srun2.err)"
+  else bad "srun, rank 1 bad input: exit $rc, $ours gradguard lines, ${el} s: $(cat srun2.err)"; fi
+
+  "$bin/gg-data" synth --kind blobs --n 20000 --d 256 --k 10 -o "$tmp/big.h5" >/dev/null
+  start=$(date +%s.%N)
+  timeout 90 srun --mpi=pmix -n 2 "$bin/gradguard" train --data "$tmp/big.h5" --layers 256,512,10 \
+    --loss softmax_ce --batch 64 --epochs 50 --run-dir "$tmp/srun3" -q >/dev/null 2>srun3.err &
+  sjob=$!
+  end=$((SECONDS + 30))
+  until [ "$(pgrep -c -f "^$bin/gradguard train .*$tmp/srun3")" -ge 2 ] || [ $SECONDS -ge $end ]; do sleep 0.2; done
+  sleep 2 # inside the training loop
+  pkill -KILL -n -f "^$bin/gradguard train .*$tmp/srun3"
+  killed=$(date +%s.%N)
+  wait $sjob
+  rc=$?
+  el=$(awk -v a="$killed" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b - a}')
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && awk -v e="$el" 'BEGIN{exit !(e < 15)}' &&
+    [ -z "$(pgrep -f "^$bin/gradguard train .*$tmp/srun3")" ]; then
+    ok "srun, a rank killed with -9: the step ended (exit $rc) ${el} s later"
+  else bad "srun, killed rank: exit $rc after ${el} s: $(tail -n 3 srun3.err)"; fi
+else
+  echo "note: srun has no pmix MPI plugin here ($(srun --mpi=list 2>&1 | tr '\n' ' ')): srun part skipped"
+fi
 
 # -------------------------------------------------------------- teardown --
 jobids=""
