@@ -131,6 +131,18 @@ int gg_comm_allreduce_sum_d(const gg_comm_t *c, double *buf, size_t n) {
   return 0;
 }
 
+int gg_comm_max_loc(const gg_comm_t *c, double v, double *max, int *rank) {
+  struct {
+    double v;
+    int rank;
+  } in = {v, c->rank}, out;
+  if (MPI_Allreduce(&in, &out, 1, MPI_DOUBLE_INT, MPI_MAXLOC, c->comm) != MPI_SUCCESS)
+    return gg_err_set(GG_ECOMM, "MPI_Allreduce (MAXLOC) failed");
+  *max = out.v;
+  *rank = out.rank;
+  return 0;
+}
+
 /* FNV-1a over the bytes; collisions between differing replicas are
  * astronomically unlikely and the check is a diagnostic, not a proof. */
 static uint64_t gg__fnv1a(const void *buf, size_t n) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "gradguard/ckpt.h"
 #include "gradguard/comm.h"
@@ -106,6 +107,16 @@ static int cmd_train(const gg_comm_t *comm, int argc, char **argv) {
               t.step_seconds > 0 ? (double)ran * (double)cfg.batch / t.step_seconds : 0.0, t.loss,
               cfg.run_dir, t.step);
       gg_trainer_print_profile(&t, ran);
+      /* for sizing a job's memory (Slurm --mem-per-cpu): the largest rank */
+      struct rusage ru;
+      double max_kib = 0;
+      int at = 0;
+      if (getrusage(RUSAGE_SELF, &ru) == 0 &&
+          gg_comm_max_loc(comm, (double)ru.ru_maxrss, &max_kib, &at) == 0) {
+        if (comm->size == 1) GG_LOG0(1, "peak memory (RSS): %.0f MiB\n", max_kib / 1024);
+        else GG_LOG0(1, "peak memory (RSS): %.0f MiB on the largest rank (rank %d of %d)\n",
+                     max_kib / 1024, at, comm->size);
+      }
       if (t.n_skipped)
         GG_LOG0(1, "warning: %ld of %ld steps had a non-finite gradient (--nonfinite %s)\n",
                 t.n_skipped, t.step, cfg.nonfinite == GG_NONFINITE_SKIP ? "skip" : "zero");

@@ -47,6 +47,19 @@ if [ -n "$first" ] && [ -n "$last" ] && awk -v a="$first" -v b="$last" 'BEGIN{ex
 else bad "seed network loss: epoch 1 '$first' epoch 10 '$last'"; fi
 [ -f r/checkpoints/step-00000310.h5 ] && ok "final checkpoint written" || bad "no final checkpoint: $(ls r/checkpoints)"
 
+# the peak memory line: a model with 4.2 M more parameters holds at least
+# weights, gradient, Adam's m and v of them (4 x 16.8 MB) more
+peak() { sed -n 's/^peak memory (RSS): \([0-9]*\) MiB.*/\1/p' "$1"; }
+small=$(peak train.txt)
+$T --steps 2 --layers 100,2048,2048,1 --run-dir rbig >big.txt 2>&1 || bad "big model: $(tail -3 big.txt)"
+large=$(peak big.txt)
+if [ -n "$small" ] && [ -n "$large" ] && [ $((large - small)) -ge 64 ] && [ $((large - small)) -le 400 ]; then
+  ok "peak memory line: $small MiB, with 4.2 M more parameters $large MiB"
+else bad "peak memory: '$small' and '$large' MiB"; fi
+"$mpiexec" -q --oversubscribe -n 2 $T --steps 2 --run-dir r2p >mp.txt 2>&1
+grep -qE '^peak memory \(RSS\): [0-9]+ MiB on the largest rank \(rank [01] of 2\)$' mp.txt &&
+  ok "2 ranks: $(grep '^peak memory' mp.txt)" || bad "2 ranks: no peak memory line: $(tail -3 mp.txt)"
+
 # eval --json on the final checkpoint
 "$bin/gradguard" eval --ckpt r/checkpoints/step-00000310.h5 --data seed.h5 --json >eval.json 2>err.txt
 if python3 -c 'import json,sys; d=json.load(open("eval.json")); assert set(d)>={"loss","accuracy","samples"} and d["samples"]==1000 and 0<d["loss"]<1' 2>/dev/null; then

@@ -64,6 +64,21 @@ START_TEST(allreduce_sums_in_place) {
 }
 END_TEST
 
+START_TEST(max_loc_finds_largest_and_lowest_rank) {
+  /* rank r holds r % 2 + 10 * (r < 2): on 1 rank 10 at rank 0; on 2+ ranks
+   * 11 at rank 1 (rank 3 ties only below it, with 1) */
+  double v = (double)(C.rank % 2) + (C.rank < 2 ? 10.0 : 0.0), max = -1;
+  int at = -1;
+  ck_assert_int_eq(gg_comm_max_loc(&C, v, &max, &at), 0);
+  ck_assert_double_eq(max, C.size == 1 ? 10.0 : 11.0);
+  ck_assert_int_eq(at, C.size == 1 ? 0 : 1);
+  /* a tie goes to the lowest rank */
+  ck_assert_int_eq(gg_comm_max_loc(&C, 7.0, &max, &at), 0);
+  ck_assert_double_eq(max, 7.0);
+  ck_assert_int_eq(at, 0);
+}
+END_TEST
+
 START_TEST(identical_detects_divergence) {
   float w[64];
   for (int i = 0; i < 64; i++) w[i] = (float)i * 0.5f;
@@ -174,6 +189,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, agree_all_ok);
   tcase_add_test(tc, agree_reports_lowest_failing_rank);
   tcase_add_test(tc, allreduce_sums_in_place);
+  tcase_add_test(tc, max_loc_finds_largest_and_lowest_rank);
   tcase_add_test(tc, identical_detects_divergence);
   tcase_add_test(tc, default_threads_positive);
   tcase_add_test(tc, reduce_scatter_sums_own_block);

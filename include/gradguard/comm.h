@@ -68,6 +68,10 @@ int gg_comm_allreduce_sum_u32(const gg_comm_t *c, uint32_t *buf, size_t n);
 /* Collective. In-place sum of n doubles. */
 int gg_comm_allreduce_sum_d(const gg_comm_t *c, double *buf, size_t n);
 
+/* Collective. The largest v over the ranks into *max, and the lowest rank
+ * holding it into *rank (MPI_MAXLOC). */
+int gg_comm_max_loc(const gg_comm_t *c, double v, double *max, int *rank);
+
 /* Collective. 1 if buf (n bytes) is bitwise identical on every rank. */
 int gg_comm_identical(const gg_comm_t *c, const void *buf, size_t n);
 
