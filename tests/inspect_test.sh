@@ -272,6 +272,11 @@ f.visititems(z)'
 "$gi" diff empty ok 2>e.txt; one_line $? 66 e.txt && ok "diff on a run folder without checkpoints: 66: $(cat e.txt)" || bad "diff empty: $(cat e.txt)"
 mkdir -p bare/checkpoints
 "$gi" summary bare 2>e.txt; one_line $? 66 e.txt && ok "folder with neither stats.h5 nor checkpoints: 66: $(cat e.txt)" || bad "bare: $(cat e.txt)"
+# layer_names as fixed-length strings (h5py's numpy bytes arrays), renamed: read like variable-length ones
+mkdir -p fixn && cp ok/stats.h5 fixn/stats.h5
+$py -c 'import h5py,numpy as np; f=h5py.File("fixn/stats.h5","r+"); n=len(f.attrs["layer_names"]); del f.attrs["layer_names"]; f.attrs["layer_names"]=np.array([b"in_%d" % i for i in range(n)])'
+"$gi" stats fixn --layer in_1 --csv >fx.csv 2>e.txt && "$gi" stats ok --layer 1 --csv >ok1.csv &&
+  cmp -s fx.csv ok1.csv && ok "fixed-length layer_names: --layer in_1 reads layer 1" || bad "fixed-length layer_names: $(cat e.txt)"
 # the newest checkpoint damaged (a flipped byte in a weight): the previous one is used
 cp -r ok dmg
 $py - "$(ck dmg 60)" <<'PY'

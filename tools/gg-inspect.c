@@ -40,6 +40,7 @@
 #include "gradguard/ckpt.h"
 #include "gradguard/error.h"
 #include "gradguard/stats.h"
+#include "h5attr.h"
 
 #ifndef GG_VERSION
 #define GG_VERSION "unknown"
@@ -154,110 +155,14 @@ static int h5_open(const char *path, hid_t *out) {
   return 0;
 }
 
-/* An attribute exists on obj: 1, 0, or -1 on error. */
-static int attr_exists(hid_t obj, const char *name) {
-  htri_t e = H5Aexists(obj, name);
-  return e < 0 ? -1 : e > 0;
-}
-
-/* Scalar integer attribute as int64. 0, 1 when missing, -1 on error. */
+/* Attribute readers (h5attr.h): 0, 1 when missing, -1 when unreadable. */
 static int attr_i64(hid_t obj, const char *name, int64_t *v) {
-  int e = attr_exists(obj, name);
-  if (e <= 0) return e < 0 ? -1 : 1;
-  int rc = -1;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t sp = H5Aget_space(a);
-  if (sp < 0) goto out_a;
-  hid_t ft = H5Aget_type(a);
-  if (ft < 0) goto out_sp;
-  if (H5Tget_class(ft) == H5T_INTEGER && H5Sget_simple_extent_npoints(sp) == 1 &&
-      H5Aread(a, H5T_NATIVE_INT64, v) >= 0)
-    rc = 0;
-  if (H5Tclose(ft) < 0) rc = -1;
-out_sp:
-  if (H5Sclose(sp) < 0) rc = -1;
-out_a:
-  if (H5Aclose(a) < 0) rc = -1;
-  return rc;
+  int n;
+  return gg_tool_attr_nums(obj, name, H5T_INTEGER, H5T_NATIVE_INT64, v, 1, 1, &n);
 }
 
-/* Scalar string attribute (variable or fixed length) into a malloc'ed
- * string *out. 0, 1 when missing, -1 on error or when not a string. */
-static int attr_str(hid_t obj, const char *name, char **out) {
-  *out = NULL;
-  int e = attr_exists(obj, name);
-  if (e <= 0) return e < 0 ? -1 : 1;
-  int rc = -1;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t ft = H5Aget_type(a);
-  if (ft < 0) goto out_a;
-  hid_t sp = H5Aget_space(a);
-  if (sp < 0) goto out_ft;
-  if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1) goto out_sp;
-  htri_t vl = H5Tis_variable_str(ft);
-  H5T_cset_t cset = H5Tget_cset(ft);
-  if (vl < 0 || cset < 0) goto out_sp;
-  hid_t mt = H5Tcopy(H5T_C_S1);
-  if (mt < 0) goto out_sp;
-  if (H5Tset_cset(mt, cset) < 0) goto out_mt;
-  if (vl) {
-    char *s = NULL;
-    if (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &s) < 0) goto out_mt;
-    *out = strdup(s ? s : "");
-    H5free_memory(s);
-    rc = *out ? 0 : -1;
-  } else {
-    size_t n = H5Tget_size(ft);
-    char *s = n ? calloc(n + 1, 1) : NULL;
-    if (s && H5Tset_size(mt, n + 1) >= 0 && H5Aread(a, mt, s) >= 0) {
-      s[n] = 0;
-      *out = s;
-      rc = 0;
-    } else {
-      free(s);
-    }
-  }
-out_mt:
-  if (H5Tclose(mt) < 0) rc = -1;
-out_sp:
-  if (H5Sclose(sp) < 0) rc = -1;
-out_ft:
-  if (H5Tclose(ft) < 0) rc = -1;
-out_a:
-  if (H5Aclose(a) < 0) rc = -1;
-  if (rc) {
-    free(*out);
-    *out = NULL;
-  }
-  return rc;
-}
-
-/* A 1-D integer attribute into v[0..*n), at most max values. 0, 1 when
- * missing, -1 on error or wrong shape. */
 static int attr_ints(hid_t obj, const char *name, int *v, int max, int *n) {
-  int e = attr_exists(obj, name);
-  if (e <= 0) return e < 0 ? -1 : 1;
-  int rc = -1;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t sp = H5Aget_space(a);
-  if (sp < 0) goto out_a;
-  hid_t ft = H5Aget_type(a);
-  if (ft < 0) goto out_sp;
-  hssize_t np = H5Sget_simple_extent_npoints(sp);
-  if (H5Tget_class(ft) == H5T_INTEGER && np >= 1 && np <= max &&
-      H5Aread(a, H5T_NATIVE_INT, v) >= 0) {
-    *n = (int)np;
-    rc = 0;
-  }
-  if (H5Tclose(ft) < 0) rc = -1;
-out_sp:
-  if (H5Sclose(sp) < 0) rc = -1;
-out_a:
-  if (H5Aclose(a) < 0) rc = -1;
-  return rc;
+  return gg_tool_attr_nums(obj, name, H5T_INTEGER, H5T_NATIVE_INT, v, 1, max, n);
 }
 
 /* A link exists at path below loc (every component checked): 1, 0, -1. */
@@ -350,7 +255,7 @@ enum { KIND_CKPT = 1, KIND_STATS = 2 };
 static int file_kind(hid_t f, const char *path, int *kind) {
   char *fmt = NULL;
   int64_t ver = 0;
-  int e = attr_str(f, "format", &fmt);
+  int e = gg_tool_attr_str(f, "format", &fmt);
   if (e != 0) {
     return gg_err_set(GG_EDATA, "%s: not a gradguard checkpoint or statistics file (%s)", path,
                       e > 0 ? "no format attribute" : "unreadable format attribute");
@@ -410,9 +315,9 @@ static int ckpt_from_file(hid_t f, const char *path, ckpt_t *c) {
   for (int i = 0; i < c->n_widths; i++)
     if (c->widths[i] < 1)
       return gg_err_set(GG_EDATA, "%s: layers attribute has width %d", path, c->widths[i]);
-  if (attr_str(f, "activation", &c->act) || attr_str(f, "loss", &c->loss))
+  if (gg_tool_attr_str(f, "activation", &c->act) || gg_tool_attr_str(f, "loss", &c->loss))
     return gg_err_set(GG_EDATA, "%s: checkpoint has no activation/loss attribute", path);
-  if (attr_str(f, "config", &c->config) < 0)
+  if (gg_tool_attr_str(f, "config", &c->config) < 0)
     return gg_err_set(GG_EDATA, "%s: unreadable config attribute", path);
   int e = link_exists(f, "model");
   if (e <= 0) return gg_err_set(GG_EDATA, "%s: checkpoint has no /model group", path);
@@ -421,7 +326,7 @@ static int ckpt_from_file(hid_t f, const char *path, ckpt_t *c) {
   if (e) {
     hid_t g = H5Gopen2(f, "optimizer", H5P_DEFAULT);
     if (g < 0) return gg_err_set(GG_EDATA, "%s: /optimizer is not a group", path);
-    int bad = attr_str(g, "kind", &c->opt_kind) < 0 || attr_i64(g, "t", &c->opt_t) < 0;
+    int bad = gg_tool_attr_str(g, "kind", &c->opt_kind) < 0 || attr_i64(g, "t", &c->opt_t) < 0;
     if (H5Gclose(g) < 0) bad = 1;
     if (bad) return gg_err_set(GG_EDATA, "%s: unreadable /optimizer attributes", path);
     c->has_opt = 1;
@@ -657,43 +562,20 @@ static void series_free(series_t *s) {
   memset(s, 0, sizeof *s);
 }
 
-/* The root attribute layer_names (L strings) into s->names (left as the
- * caller's layer_NN defaults when absent). 0 or GG_EDATA. */
+/* The root attribute layer_names (L strings, variable or fixed length) into
+ * s->names (left as the caller's layer_NN defaults when absent). 0 or
+ * GG_EDATA. */
 static int read_layer_names(hid_t f, const char *file, series_t *s) {
-  int e = attr_exists(f, "layer_names");
-  if (e <= 0) return e < 0 ? gg_err_set(GG_EDATA, "%s: unreadable layer_names", file) : 0;
-  int rc = GG_EDATA;
-  hid_t a = H5Aopen(f, "layer_names", H5P_DEFAULT);
-  if (a < 0) goto out;
-  hid_t sp = H5Aget_space(a);
-  if (sp < 0) goto out_a;
-  hid_t ft = H5Aget_type(a);
-  if (ft < 0) goto out_sp;
-  if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) <= 0 ||
-      H5Sget_simple_extent_npoints(sp) != s->L)
-    goto out_ft;
-  hid_t mt = H5Tcopy(H5T_C_S1);
-  if (mt < 0) goto out_ft;
-  char **v = calloc((size_t)s->L, sizeof *v);
-  if (v && H5Tset_size(mt, H5T_VARIABLE) >= 0 && H5Tset_cset(mt, H5Tget_cset(ft)) >= 0 &&
-      H5Aread(a, mt, v) >= 0) {
+  char **v = calloc(s->L > 0 ? (size_t)s->L : 1, sizeof *v);
+  if (!v) return gg_err_set(GG_ENOMEM, "%s: out of memory", file);
+  int e = gg_tool_attr_strs(f, "layer_names", s->L, v);
+  if (e == 0)
     for (int l = 0; l < s->L; l++) {
-      if (v[l]) snprintf(s->names[l], sizeof s->names[l], "%s", v[l]);
-      H5free_memory(v[l]);
+      snprintf(s->names[l], sizeof s->names[l], "%s", v[l]);
+      free(v[l]);
     }
-    rc = 0;
-  }
   free(v);
-  if (H5Tclose(mt) < 0) rc = GG_EDATA;
-out_ft:
-  if (H5Tclose(ft) < 0) rc = GG_EDATA;
-out_sp:
-  if (H5Sclose(sp) < 0) rc = GG_EDATA;
-out_a:
-  if (H5Aclose(a) < 0) rc = GG_EDATA;
-out:
-  if (rc) gg_err_set(GG_EDATA, "%s: layer_names is not %d strings", file, s->L);
-  return rc;
+  return e < 0 ? gg_err_set(GG_EDATA, "%s: layer_names is not %d strings", file, s->L) : 0;
 }
 
 /* Load the series below `prefix` ("" for stats.h5, "stats/" for the newest
@@ -776,16 +658,11 @@ static int series_load(hid_t f, const char *file, const char *prefix, int want_h
   /* bin_edges attribute, when readable, wins over the built-in edges */
   hid_t d = H5Dopen2(f, "layers/grad_hist", H5P_DEFAULT);
   if (d >= 0) {
-    if (attr_exists(d, "bin_edges") > 0) {
-      hid_t a = H5Aopen(d, "bin_edges", H5P_DEFAULT);
-      hid_t sp = a >= 0 ? H5Aget_space(a) : -1;
-      double tmp[GG_HIST_BINS + 1];
-      if (sp >= 0 && H5Sget_simple_extent_npoints(sp) == GG_HIST_BINS + 1 &&
-          H5Aread(a, H5T_NATIVE_DOUBLE, tmp) >= 0)
-        memcpy(s->edges, tmp, sizeof tmp);
-      if (sp >= 0) H5Sclose(sp);
-      if (a >= 0) H5Aclose(a);
-    }
+    double tmp[GG_HIST_BINS + 1];
+    int n;
+    if (gg_tool_attr_nums(d, "bin_edges", H5T_NO_CLASS, H5T_NATIVE_DOUBLE, tmp, GG_HIST_BINS + 1,
+                          GG_HIST_BINS + 1, &n) == 0)
+      memcpy(s->edges, tmp, sizeof tmp);
     H5Dclose(d);
   }
   return 0;

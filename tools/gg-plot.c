@@ -51,6 +51,7 @@
 #include <hdf5.h>
 
 #include "gradguard/error.h"
+#include "h5attr.h"
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -236,76 +237,24 @@ out_d:
  * fixed-length strings). Returns 0 when read, -1 when it is missing or does
  * not list L names; the caller then uses "layer_NN". */
 static int gg_plot_read_names(hid_t f, int L, char **names) {
-  int rc = -1;
-  if (H5Aexists(f, "layer_names") <= 0) return -1;
-  hid_t a = H5Aopen(f, "layer_names", H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t ft = H5Aget_type(a);
-  if (ft < 0) goto out_a;
-  hid_t sp = H5Aget_space(a);
-  if (sp < 0) goto out_ft;
-  if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != L) goto out_sp;
-  H5T_cset_t cset = H5Tget_cset(ft);
-  hid_t mt = H5Tcopy(H5T_C_S1);
-  if (mt < 0 || cset < 0 || H5Tset_cset(mt, cset) < 0) goto out_mt;
-  htri_t vl = H5Tis_variable_str(ft);
-  if (vl > 0) {
-    char **tmp = calloc((size_t)L, sizeof *tmp);
-    if (!tmp || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, tmp) < 0) {
-      free(tmp);
-      goto out_mt;
-    }
-    for (int l = 0; l < L; l++) names[l] = strdup(tmp[l] ? tmp[l] : "");
-#if H5_VERSION_GE(1, 12, 0)
-    herr_t e = H5Treclaim(mt, sp, H5P_DEFAULT, tmp);
-#else
-    herr_t e = H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, tmp);
-#endif
-    free(tmp);
-    if (e >= 0) rc = 0;
-  } else if (vl == 0) {
-    size_t sz = H5Tget_size(ft);
-    char *tmp = sz ? malloc((size_t)L * (sz + 1)) : NULL;
-    if (!tmp || H5Tset_size(mt, sz + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
-        H5Aread(a, mt, tmp) < 0) {
-      free(tmp);
-      goto out_mt;
-    }
-    for (int l = 0; l < L; l++) names[l] = strndup(tmp + (size_t)l * (sz + 1), sz);
-    free(tmp);
-    rc = 0;
-  }
-out_mt:
-  if (mt >= 0 && H5Tclose(mt) < 0) rc = -1;
-out_sp:
-  if (H5Sclose(sp) < 0) rc = -1;
-out_ft:
-  if (H5Tclose(ft) < 0) rc = -1;
-out_a:
-  if (H5Aclose(a) < 0) rc = -1;
-  return rc;
+  return gg_tool_attr_strs(f, "layer_names", L, names) == 0 ? 0 : -1;
 }
 
 /* The log2 bin edges of /layers/grad_hist: nb + 1 increasing finite values. */
 static int gg_plot_read_edges(hid_t f, const char *file, int nb, double *edges) {
-  int rc = gg_err_set(GG_EDATA, "%s: /layers/grad_hist has no valid bin_edges attribute (%d values)",
-                      file, nb + 1);
-  if (H5Aexists_by_name(f, "layers/grad_hist", "bin_edges", H5P_DEFAULT) <= 0) return rc;
-  hid_t a = H5Aopen_by_name(f, "layers/grad_hist", "bin_edges", H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0) return rc;
-  hid_t sp = H5Aget_space(a);
-  if (sp < 0) goto out_a;
-  if (H5Sget_simple_extent_npoints(sp) != nb + 1) goto out_sp;
-  if (H5Aread(a, H5T_NATIVE_DOUBLE, edges) < 0) goto out_sp;
-  int good = 1;
-  for (int k = 0; k <= nb; k++)
+  int n = 0, got = -1;
+  hid_t d = H5Dopen2(f, "layers/grad_hist", H5P_DEFAULT);
+  if (d >= 0) {
+    got = gg_tool_attr_nums(d, "bin_edges", H5T_NO_CLASS, H5T_NATIVE_DOUBLE, edges, nb + 1, nb + 1,
+                            &n);
+    if (H5Dclose(d) < 0 && got == 0) return gg_err_set(GG_EIO, "%s: H5Dclose", file);
+  }
+  int good = got == 0;
+  for (int k = 0; good && k <= nb; k++)
     if (!isfinite(edges[k]) || (k > 0 && !(edges[k] > edges[k - 1]))) good = 0;
-  if (good) rc = 0;
-out_sp:
-  if (H5Sclose(sp) < 0 && rc == 0) rc = gg_err_set(GG_EIO, "%s: H5Sclose", file);
-out_a:
-  if (H5Aclose(a) < 0 && rc == 0) rc = gg_err_set(GG_EIO, "%s: H5Aclose", file);
-  return rc;
+  return good ? 0
+              : gg_err_set(GG_EDATA, "%s: /layers/grad_hist has no valid bin_edges attribute (%d values)",
+                           file, nb + 1);
 }
 
 /* Pick and read the histogram to show: --hist-step exactly, else the last

@@ -4,7 +4,7 @@
 # fonts-dejavu-core).
 pkg_check_modules(CAIRO REQUIRED IMPORTED_TARGET cairo)
 
-add_executable(gg-plot ${PROJECT_SOURCE_DIR}/tools/gg-plot.c)
+add_executable(gg-plot ${PROJECT_SOURCE_DIR}/tools/gg-plot.c ${PROJECT_SOURCE_DIR}/tools/h5attr.c)
 target_link_libraries(gg-plot PRIVATE gradguard_lib PkgConfig::CAIRO gg_warnings)
 target_compile_definitions(gg-plot PRIVATE GG_VERSION="${PROJECT_VERSION}")
 install(TARGETS gg-plot RUNTIME DESTINATION bin)
