@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST demo: 784-256-256-10 relu MLP, Adam 1e-3, batch 128,
-# 10 epochs, data-parallel over all cores with mpirun; then the test-set
+# 10 epochs, data-parallel over all cores with mpirun (or srun); then the test-set
 # accuracy of the final checkpoint, a picture of the gradient statistics
 # (RUN/stats.png, gg-plot) and their diagnosis (gg-inspect diagnose).
 #
@@ -11,8 +11,9 @@
 # GG_DATA (imported HDF5 files, default data/), GG_RUN (run folder,
 # default runs/fashion-mnist), GG_NP (ranks), GG_EPOCHS (default 10),
 # GG_RESUME (default auto: continue from the run folder's newest checkpoint;
-# none starts over), FASHION_MNIST (IDX files, default Debian's
-# dataset-fashion-mnist).
+# none starts over), GG_LAUNCH (mpirun, the default, or srun: ranks started
+# by Slurm itself through its PMIx plugin, inside an allocation),
+# FASHION_MNIST (IDX files, default Debian's dataset-fashion-mnist).
 # Preemption: Slurm sends USR1 60 s before the time limit; the ranks finish
 # the step, checkpoint and exit 75, and the job requeues itself to resume.
 #SBATCH --job-name=gg-fashion-mnist
@@ -33,6 +34,14 @@ src="${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 np="${GG_NP:-${SLURM_NTASKS:-$(nproc)}}"
 epochs="${GG_EPOCHS:-10}"
 resume="${GG_RESUME:-auto}"
+launch="${GG_LAUNCH:-mpirun}"
+case "$launch" in
+  mpirun) launcher=(mpirun -n "$np") one=(mpirun -n 1) ;;
+  srun)
+    [ -n "${SLURM_JOB_ID:-}" ] || { echo "fashion_mnist.sh: GG_LAUNCH=srun needs a Slurm allocation (sbatch/salloc)" >&2; exit 64; }
+    launcher=(srun --mpi=pmix -n "$np") one=(srun --mpi=pmix -n 1) ;;
+  *) echo "fashion_mnist.sh: GG_LAUNCH=$launch: expected mpirun or srun" >&2; exit 64 ;;
+esac
 
 for b in gradguard gg-data; do
   [ -x "$build/$b" ] || { echo "fashion_mnist.sh: $build/$b not built (cmake -S . -B build && cmake --build build)" >&2; exit 66; }
@@ -50,9 +59,9 @@ if [ ! -s "$data/fashion-test.h5" ]; then
 fi
 
 # The trainer runs in the background so that Slurm's USR1 (time limit
-# near) can be forwarded to mpirun, which passes it on to the ranks: they
-# finish the current step, checkpoint and exit cleanly.
-mpirun -n "$np" "$build/gradguard" train \
+# near) can be forwarded to mpirun or srun, which pass it on to the ranks:
+# they finish the current step, checkpoint and exit cleanly.
+"${launcher[@]}" "$build/gradguard" train \
   --data "$data/fashion-train.h5" --val-data "$data/fashion-test.h5" \
   --layers 784,256,256,10 --activation relu --loss softmax_ce \
   --optimizer adam --lr 1e-3 --batch 128 --epochs "$epochs" --seed 0 \
@@ -72,7 +81,7 @@ fi
 [ $rc -eq 0 ] || exit $rc
 
 last=$(ls "$run"/checkpoints/step-*.h5 | sort | tail -n 1)
-mpirun -n 1 "$build/gradguard" eval --ckpt "$last" --data "$data/fashion-test.h5"
+"${one[@]}" "$build/gradguard" eval --ckpt "$last" --data "$data/fashion-test.h5"
 
 # What the gradients did: a picture of the statistics and a diagnosis
 # (diagnose exits 1 when it has findings: information, not a job failure).

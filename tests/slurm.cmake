@@ -1,9 +1,10 @@
 # jobs/fashion_mnist.sh as a real Slurm batch job on a local single-node cluster
 # (tools/local-slurm.sh, started and stopped by the test unless one is already
 # running): a 1-epoch run on 2 tasks, then USR1 -> checkpoint -> exit 75 ->
-# requeue -> resume -> done; then `srun --mpi=pmix -n 2 gradguard train`
-# directly: a good run, one rank with a bad input (exit 66, one line), one
-# rank killed (the step ends). ~35 s. Skipped (77) without root, Slurm
+# requeue -> resume -> done, with the ranks started by mpirun and by srun
+# (GG_LAUNCH=srun); then `srun --mpi=pmix -n 2 gradguard train` directly: a
+# good run, one rank with a bad input (exit 66, one line), one rank killed
+# (the step ends). ~50 s. Skipped (77) without root, Slurm
 # (slurmctld slurmd slurm-client munge), 2 CPUs or dataset-fashion-mnist.
 # RUN_SERIAL: it needs both CPUs of the node and the machine-wide daemons.
 # Included from tests/CMakeLists.txt.

@@ -3,7 +3,8 @@
 # cluster (tools/local-slurm.sh): a 1-epoch run on 2 tasks (exit 0, 2 ranks,
 # test accuracy, checkpoint), then preemption: USR1 to the batch shell mid-run
 # -> the ranks checkpoint and exit 75 -> the job requeues itself -> the
-# requeued run resumes from that checkpoint and finishes every step. Then
+# requeued run resumes from that checkpoint and finishes every step, once
+# with mpirun starting the ranks and once with srun (GG_LAUNCH=srun). Then
 # ranks started by srun itself (PMIx): a good run, a bad input on rank 1,
 # a rank killed mid-run.
 # Exits 77 (SKIP) without root, Slurm, 2 CPUs or the Fashion-MNIST files.
@@ -78,78 +79,85 @@ ck=$(sed -n 's/^done after .*; checkpoint \(.*\.h5\)$/\1/p' "$out1" | tail -n 1)
 [ -n "$ck" ] && [ -s "$ck" ] && ok "checkpoint ${ck#"$tmp"/}" || bad "no checkpoint: '${ck}' $(ls "$tmp/run1/checkpoints" 2>&1)"
 
 # -------------------------------------- 2. preempted, requeued, resumed --
-t0=$SECONDS
-out2="$tmp/run2.out"
-epochs=3
-jid=$(GG_RUN="$tmp/run2" GG_EPOCHS=$epochs sbatch --parsable --ntasks=2 --output="$out2" "$job")
-jid=${jid%%;*}
-[ -n "$jid" ] || bad "sbatch of the preemption job failed"
-jobids="$jobids $jid"
-# training has started: an epoch or progress line (the ranks' signal handlers are set)
-end=$((SECONDS + 120))
-until grep -qE '^(epoch|step) [0-9]+/' "$out2" 2>/dev/null; do
-  st=$(field "$(jobinfo "$jid")" JobState)
-  case "$st" in PENDING | RUNNING | CONFIGURING | "") ;; *) break ;; esac
-  [ $SECONDS -ge $end ] && break
-  sleep 0.2
-done
-if grep -qE '^(epoch|step) [0-9]+/' "$out2" 2>/dev/null; then
-  echo "job $jid training after $((SECONDS - t0)) s: scancel --batch --signal=USR1 $jid"
-  scancel --batch --signal=USR1 "$jid" || bad "scancel --signal=USR1 failed"
-else
-  bad "job $jid: no training progress within 120 s (state $(field "$(jobinfo "$jid")" JobState))"; show "$out2"
-fi
+# once with the ranks started by mpirun (the script's default), once by srun
+preempt() {
+  local launch=$1 t0 out2 epochs jid st end restarts n ck2 total info state exitcode el2 runs acc
+  t0=$SECONDS
+  out2="$tmp/run2-$launch.out"
+  epochs=3
+  jid=$(GG_LAUNCH=$launch GG_RUN="$tmp/run2-$launch" GG_EPOCHS=$epochs sbatch --parsable --ntasks=2 --output="$out2" "$job")
+  jid=${jid%%;*}
+  [ -n "$jid" ] || bad "[$launch] sbatch of the preemption job failed"
+  jobids="$jobids $jid"
+  # training has started: an epoch or progress line (the ranks' signal handlers are set)
+  end=$((SECONDS + 120))
+  until grep -qE '^(epoch|step) [0-9]+/' "$out2" 2>/dev/null; do
+    st=$(field "$(jobinfo "$jid")" JobState)
+    case "$st" in PENDING | RUNNING | CONFIGURING | "") ;; *) break ;; esac
+    [ $SECONDS -ge $end ] && break
+    sleep 0.2
+  done
+  if grep -qE '^(epoch|step) [0-9]+/' "$out2" 2>/dev/null; then
+    echo "job $jid training after $((SECONDS - t0)) s: scancel --batch --signal=USR1 $jid"
+    scancel --batch --signal=USR1 "$jid" || bad "[$launch] scancel --signal=USR1 failed"
+  else
+    bad "[$launch] job $jid: no training progress within 120 s (state $(field "$(jobinfo "$jid")" JobState))"; show "$out2"
+  fi
 
-# wait for the requeue: the job is back to PENDING with Restarts=1, and the
-# interrupted run's checkpoint must be on disk now (the resumed run may rotate it away)
-end=$((SECONDS + 60)) restarts=0 n=""
-while [ $SECONDS -lt $end ]; do
-  info=$(jobinfo "$jid")
-  restarts=$(field "$info" Restarts)
-  [ "${restarts:-0}" -ge 1 ] && break
-  case "$(field "$info" JobState)" in PENDING | RUNNING | CONFIGURING | COMPLETING | REQUEUED) ;; *) break ;; esac
-  sleep 0.2
-done
-n=$(sed -n 's/^stopped by a signal (resume with --resume auto) after \([0-9]*\) steps.*/\1/p' "$out2" | tail -n 1)
-ck2=$(printf '%s/run2/checkpoints/step-%08d.h5' "$tmp" "${n:-0}")
-total=$(sed -n 's/^model: .* samples, \([0-9]*\) steps of .*/\1/p' "$out2" | head -n 1)
-total=${total:-0}
-if [ -n "$n" ] && [ "$n" -gt 0 ] && [ "$n" -lt "$total" ] && [ -s "$ck2" ]; then
-  ok "USR1 stopped the ranks at step $n of $total with checkpoint ${ck2#"$tmp"/}"
-else
-  bad "no checkpoint at the interruption (step '${n}' of $total, $(ls "$tmp/run2/checkpoints" 2>&1 | tr '\n' ' '))"
-fi
-if [ "${restarts:-0}" -ge 1 ] && grep -q "requeueing job $jid to resume" "$out2"; then
-  ok "job $jid requeued itself (scontrol: Restarts=$restarts, $(field "$info" JobState)) $((SECONDS - t0)) s after submit"
-else
-  bad "job $jid not requeued (Restarts='${restarts}', state $(field "$info" JobState))"; show "$out2"
-fi
+  # wait for the requeue: the job is back to PENDING with Restarts=1, and the
+  # interrupted run's checkpoint must be on disk now (the resumed run may rotate it away)
+  end=$((SECONDS + 60)) restarts=0 n=""
+  while [ $SECONDS -lt $end ]; do
+    info=$(jobinfo "$jid")
+    restarts=$(field "$info" Restarts)
+    [ "${restarts:-0}" -ge 1 ] && break
+    case "$(field "$info" JobState)" in PENDING | RUNNING | CONFIGURING | COMPLETING | REQUEUED) ;; *) break ;; esac
+    sleep 0.2
+  done
+  n=$(sed -n 's/^stopped by a signal (resume with --resume auto) after \([0-9]*\) steps.*/\1/p' "$out2" | tail -n 1)
+  ck2=$(printf '%s/run2-%s/checkpoints/step-%08d.h5' "$tmp" "$launch" "${n:-0}")
+  total=$(sed -n 's/^model: .* samples, \([0-9]*\) steps of .*/\1/p' "$out2" | head -n 1)
+  total=${total:-0}
+  if [ -n "$n" ] && [ "$n" -gt 0 ] && [ "$n" -lt "$total" ] && [ -s "$ck2" ]; then
+    ok "[$launch] USR1 stopped the ranks at step $n of $total with checkpoint ${ck2#"$tmp"/}"
+  else
+    bad "[$launch] no checkpoint at the interruption (step '${n}' of $total, $(ls "$tmp/run2-$launch/checkpoints" 2>&1 | tr '\n' ' '))"
+  fi
+  if [ "${restarts:-0}" -ge 1 ] && grep -q "requeueing job $jid to resume" "$out2"; then
+    ok "[$launch] job $jid requeued itself (scontrol: Restarts=$restarts, $(field "$info" JobState)) $((SECONDS - t0)) s after submit"
+  else
+    bad "[$launch] job $jid not requeued (Restarts='${restarts}', state $(field "$info" JobState))"; show "$out2"
+  fi
 
-# wait for the end; a finished job leaves scontrol MinJobAge s later: poll fast
-end=$((SECONDS + 240)) state="" exitcode="" info=""
-while [ $SECONDS -lt $end ]; do
-  info=$(jobinfo "$jid")
-  [ -z "$info" ] && break
-  state=$(field "$info" JobState) exitcode=$(field "$info" ExitCode) restarts=$(field "$info" Restarts)
-  case "$state" in PENDING | RUNNING | CONFIGURING | COMPLETING | REQUEUED) ;; *) break ;; esac
-  sleep 0.3
-done
-el2=$((SECONDS - t0))
-if [ "$state" = COMPLETED ] && [ "$exitcode" = 0:0 ] && [ "$restarts" = 1 ]; then
-  ok "the requeued job completed: JobState=$state ExitCode=$exitcode Restarts=$restarts, ${el2} s in all"
-else
-  bad "requeued job: JobState='$state' ExitCode='$exitcode' Restarts='$restarts' after ${el2} s"; show "$out2" 25
-fi
-runs=$(grep -cE '^gradguard [^ ]+: 2 ranks on ' "$out2")
-[ "$runs" -eq 2 ] && ok "the output file holds both runs (2 ranks each, appended)" ||
-  bad "the output file holds $runs runs of 2 ranks, not 2 (interrupted + resumed)"
-grep -qF "resuming from $ck2 (step $n)" "$out2" && ok "the requeued run resumed from ${ck2#"$tmp"/} (step $n)" ||
-  bad "no 'resuming from ${ck2} (step $n)': $(grep -i resum "$out2")"
-grep -qE "^done after $total steps \($((total - ${n:-0})) in this run\)" "$out2" &&
-  ok "it finished all $total steps ($((total - ${n:-0})) after the resume)" ||
-  bad "not finished: $(grep -E '^done|^stopped' "$out2")"
-acc=$(accuracy "$out2")
-ge "$acc" 0.80 && ok "final test accuracy after the resume $acc >= 0.80" || bad "accuracy after the resume '$acc'"
+  # wait for the end; a finished job leaves scontrol MinJobAge s later: poll fast
+  end=$((SECONDS + 240)) state="" exitcode="" info=""
+  while [ $SECONDS -lt $end ]; do
+    info=$(jobinfo "$jid")
+    [ -z "$info" ] && break
+    state=$(field "$info" JobState) exitcode=$(field "$info" ExitCode) restarts=$(field "$info" Restarts)
+    case "$state" in PENDING | RUNNING | CONFIGURING | COMPLETING | REQUEUED) ;; *) break ;; esac
+    sleep 0.3
+  done
+  el2=$((SECONDS - t0))
+  if [ "$state" = COMPLETED ] && [ "$exitcode" = 0:0 ] && [ "$restarts" = 1 ]; then
+    ok "[$launch] the requeued job completed: JobState=$state ExitCode=$exitcode Restarts=$restarts, ${el2} s in all"
+  else
+    bad "[$launch] requeued job: JobState='$state' ExitCode='$exitcode' Restarts='$restarts' after ${el2} s"; show "$out2" 25
+  fi
+  runs=$(grep -cE '^gradguard [^ ]+: 2 ranks on ' "$out2")
+  [ "$runs" -eq 2 ] && ok "[$launch] the output file holds both runs (2 ranks each, appended)" ||
+    bad "[$launch] the output file holds $runs runs of 2 ranks, not 2 (interrupted + resumed)"
+  grep -qF "resuming from $ck2 (step $n)" "$out2" && ok "[$launch] the requeued run resumed from ${ck2#"$tmp"/} (step $n)" ||
+    bad "[$launch] no 'resuming from ${ck2} (step $n)': $(grep -i resum "$out2")"
+  grep -qE "^done after $total steps \($((total - ${n:-0})) in this run\)" "$out2" &&
+    ok "[$launch] it finished all $total steps ($((total - ${n:-0})) after the resume)" ||
+    bad "[$launch] not finished: $(grep -E '^done|^stopped' "$out2")"
+  acc=$(accuracy "$out2")
+  ge "$acc" 0.80 && ok "[$launch] final test accuracy after the resume $acc >= 0.80" || bad "[$launch] accuracy after the resume '$acc'"
+}
+preempt mpirun
+if srun --mpi=list 2>&1 | grep -qw pmix; then preempt srun
+else echo "note: srun has no pmix MPI plugin here: the srun preemption run is skipped"; fi
 
 # ------------------------------- 3. srun: ranks launched by Slurm itself --
 # What a cluster user types inside an allocation: `srun gradguard train`,
