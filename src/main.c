@@ -107,12 +107,14 @@ static int cmd_train(const gg_comm_t *comm, int argc, char **argv) {
               t.step_seconds > 0 ? (double)ran * (double)cfg.batch / t.step_seconds : 0.0, t.loss,
               cfg.run_dir, t.step);
       gg_trainer_print_profile(&t, ran);
-      /* for sizing a job's memory (Slurm --mem-per-cpu): the largest rank */
+      /* for sizing a job's memory (Slurm --mem-per-cpu): the largest rank.
+       * Collective on every rank whatever getrusage says (it cannot fail
+       * for RUSAGE_SELF; 0 then). */
       struct rusage ru;
       double max_kib = 0;
       int at = 0;
-      if (getrusage(RUSAGE_SELF, &ru) == 0 &&
-          gg_comm_max_loc(comm, (double)ru.ru_maxrss, &max_kib, &at) == 0) {
+      if (getrusage(RUSAGE_SELF, &ru) != 0) ru.ru_maxrss = 0;
+      if (gg_comm_max_loc(comm, (double)ru.ru_maxrss, &max_kib, &at) == 0 && max_kib > 0) {
         if (comm->size == 1) GG_LOG0(1, "peak memory (RSS): %.0f MiB\n", max_kib / 1024);
         else GG_LOG0(1, "peak memory (RSS): %.0f MiB on the largest rank (rank %d of %d)\n",
                      max_kib / 1024, at, comm->size);
