@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST demo: 784-256-256-10 relu MLP, Adam 1e-3, batch 128,
-# 10 epochs, data-parallel over all cores with mpirun (or srun); then the test-set
-# accuracy of the final checkpoint, a picture of the gradient statistics
-# (RUN/stats.png, gg-plot) and their diagnosis (gg-inspect diagnose).
+# 10 epochs, data-parallel over all cores with mpirun (or srun); then the
+# test-set accuracy of the final checkpoint, a picture of the gradient
+# statistics (RUN/stats.png, gg-plot) and their diagnosis (gg-inspect
+# diagnose).
 #
 # Runs as a plain script or as a Slurm batch job:
 #   jobs/fashion_mnist.sh                       # all cores of this machine

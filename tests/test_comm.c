@@ -65,8 +65,8 @@ START_TEST(allreduce_sums_in_place) {
 END_TEST
 
 START_TEST(max_loc_finds_largest_and_lowest_rank) {
-  /* rank r holds r % 2 + 10 * (r < 2): on 1 rank 10 at rank 0; on 2+ ranks
-   * 11 at rank 1 (rank 3 ties only below it, with 1) */
+  /* ranks 0, 1, 2, 3 hold 10, 11, 0, 1: the largest is 11 on rank 1 (10 on
+   * rank 0 when it runs alone) */
   double v = (double)(C.rank % 2) + (C.rank < 2 ? 10.0 : 0.0), max = -1;
   int at = -1;
   ck_assert_int_eq(gg_comm_max_loc(&C, v, &max, &at), 0);
