@@ -27,6 +27,7 @@
 #include "gradguard/nn.h"
 #include "gradguard/optim.h"
 #include "gradguard/stats.h"
+#include "gg_check.h"
 
 /* |got - want| <= rel |want| + abs. */
 #define ck_assert_close(got, want, rel, abs_)                                                     \
@@ -1132,9 +1133,5 @@ static Suite *clip_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(clip_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return gg_check_run(clip_suite());
 }

@@ -7,6 +7,7 @@
 
 #include "gradguard/config.h"
 #include "gradguard/error.h"
+#include "gg_check.h"
 
 static int parse(gg_config_t *c, const char *line) {
   char buf[4096], *argv[64];
@@ -186,9 +187,5 @@ int main(void) {
   tcase_add_test(tc, resolved_text_round_trips);
   tcase_add_test(tc, help_lists_every_option);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return gg_check_run(s);
 }

@@ -20,6 +20,7 @@
 #include "gradguard/data.h"
 #include "gradguard/error.h"
 #include "gradguard/nn.h"
+#include "gg_check.h"
 
 /* ---- scratch directory ------------------------------------------------- */
 
@@ -894,9 +895,5 @@ static Suite *data_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(data_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return gg_check_run(data_suite());
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "h5attr.h"
+#include "gg_check.h"
 
 static char path[64];
 static hid_t F = -1;
@@ -150,9 +151,5 @@ int main(void) {
   tcase_add_test(tc, strings);
   tcase_add_test(tc, string_lists);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return gg_check_run(s);
 }

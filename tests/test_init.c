@@ -10,6 +10,7 @@
 #include "gradguard/error.h"
 #include "gradguard/init.h"
 #include "gradguard/rng.h"
+#include "gg_check.h"
 
 /* ---- a gg_arch_t built from nn.h's documented layout (W_l then b_l), so
  * that this suite does not depend on src/nn.c ---- */
@@ -467,9 +468,5 @@ static Suite *init_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(init_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return gg_check_run(init_suite());
 }

@@ -17,6 +17,7 @@
 
 #include "gradguard/error.h"
 #include "gradguard/nn.h"
+#include "gg_check.h"
 
 /* h = 1e-5 rather than 1e-6: the network losses are sums over samples of
  * magnitude up to ~50, and the rounding in the FD quotient, about
@@ -902,9 +903,5 @@ static Suite *nn_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(nn_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  const int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return gg_check_run(nn_suite());
 }

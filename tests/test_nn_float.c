@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "gradguard/nn.h"
+#include "gg_check.h"
 
 START_TEST(tanh_matches_double_tanh) {
   enum { N = 400001 };
@@ -54,9 +55,5 @@ int main(void) {
   tcase_add_test(tc, tanh_special_values);
   tcase_add_test(tc, tanh_backward_uses_its_forward);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return gg_check_run(s);
 }

@@ -10,6 +10,7 @@
 
 #include "gradguard/error.h"
 #include "gradguard/optim.h"
+#include "gg_check.h"
 
 /* |got - want| <= rel |want| (+ a floor for values that are ~0). */
 #define ck_assert_rel(got, want, rel)                                                              \
@@ -540,9 +541,5 @@ static Suite *optim_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(optim_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return gg_check_run(optim_suite());
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gradguard/rng.h"
+#include "gg_check.h"
 
 #define N_DRAWS 1000000
 
@@ -276,9 +277,5 @@ static Suite *rng_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(rng_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return gg_check_run(rng_suite());
 }

@@ -30,6 +30,7 @@
 #include "gradguard/error.h"
 #include "gradguard/stats.h"
 #include "gradguard/statsfile.h"
+#include "gg_check.h"
 
 /* ---- a scratch folder per test ---- */
 
@@ -866,9 +867,5 @@ static Suite *statsfile_suite(void) {
 
 int main(void) {
   gg_h5_quiet();
-  SRunner *sr = srunner_create(statsfile_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return gg_check_run(statsfile_suite());
 }
