@@ -19,15 +19,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static int init;
-  if (!init) {
-    if (!freopen("/dev/null", "w", stdout)) abort();
-    init = 1;
-  }
-  if (size < 1) return 0;
-  unsigned flags = data[0];
-  data++;
-  size--;
+  unsigned flags;
+  if (!fuzz_begin(&data, &size, &flags)) return 0;
   char in[600], out[600], targets[8];
   fuzz_path("a", in, sizeof in);
   fuzz_path("out.h5", out, sizeof out);

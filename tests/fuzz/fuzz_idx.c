@@ -79,16 +79,8 @@ static void run_command(const char *img, const char *lab, const char *out, int c
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static int init;
-  if (!init) {
-    /* gg-data prints a "wrote ..." line on success */
-    if (!freopen("/dev/null", "w", stdout)) abort();
-    init = 1;
-  }
-  if (size < 1) return 0;
-  unsigned flags = data[0];
-  data++;
-  size--;
+  unsigned flags;
+  if (!fuzz_begin(&data, &size, &flags)) return 0;
   char a[600], b[600], o[600];
   fuzz_path("a", a, sizeof a);
   fuzz_path("b", b, sizeof b);
