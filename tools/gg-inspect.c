@@ -40,7 +40,7 @@
 #include "gradguard/ckpt.h"
 #include "gradguard/error.h"
 #include "gradguard/stats.h"
-#include "h5attr.h"
+#include "internal.h" /* gg__h5_attr_read_* */
 
 #ifndef GG_VERSION
 #define GG_VERSION "unknown"
@@ -155,14 +155,14 @@ static int h5_open(const char *path, hid_t *out) {
   return 0;
 }
 
-/* Attribute readers (h5attr.h): 0, 1 when missing, -1 when unreadable. */
+/* Attribute readers (internal.h): 0, 1 when missing, -1 when unreadable. */
 static int attr_i64(hid_t obj, const char *name, int64_t *v) {
   int n;
-  return gg_tool_attr_nums(obj, name, H5T_INTEGER, H5T_NATIVE_INT64, v, 1, 1, &n);
+  return gg__h5_attr_read_nums(obj, name, H5T_INTEGER, H5T_NATIVE_INT64, v, 1, 1, &n);
 }
 
 static int attr_ints(hid_t obj, const char *name, int *v, int max, int *n) {
-  return gg_tool_attr_nums(obj, name, H5T_INTEGER, H5T_NATIVE_INT, v, 1, max, n);
+  return gg__h5_attr_read_nums(obj, name, H5T_INTEGER, H5T_NATIVE_INT, v, 1, max, n);
 }
 
 /* A link exists at path below loc (every component checked): 1, 0, -1. */
@@ -255,7 +255,7 @@ enum { KIND_CKPT = 1, KIND_STATS = 2 };
 static int file_kind(hid_t f, const char *path, int *kind) {
   char *fmt = NULL;
   int64_t ver = 0;
-  int e = gg_tool_attr_str(f, "format", &fmt);
+  int e = gg__h5_attr_read_dup(f, "format", &fmt);
   if (e != 0) {
     return gg_err_set(GG_EDATA, "%s: not a gradguard checkpoint or statistics file (%s)", path,
                       e > 0 ? "no format attribute" : "unreadable format attribute");
@@ -315,9 +315,9 @@ static int ckpt_from_file(hid_t f, const char *path, ckpt_t *c) {
   for (int i = 0; i < c->n_widths; i++)
     if (c->widths[i] < 1)
       return gg_err_set(GG_EDATA, "%s: layers attribute has width %d", path, c->widths[i]);
-  if (gg_tool_attr_str(f, "activation", &c->act) || gg_tool_attr_str(f, "loss", &c->loss))
+  if (gg__h5_attr_read_dup(f, "activation", &c->act) || gg__h5_attr_read_dup(f, "loss", &c->loss))
     return gg_err_set(GG_EDATA, "%s: checkpoint has no activation/loss attribute", path);
-  if (gg_tool_attr_str(f, "config", &c->config) < 0)
+  if (gg__h5_attr_read_dup(f, "config", &c->config) < 0)
     return gg_err_set(GG_EDATA, "%s: unreadable config attribute", path);
   int e = link_exists(f, "model");
   if (e <= 0) return gg_err_set(GG_EDATA, "%s: checkpoint has no /model group", path);
@@ -326,7 +326,7 @@ static int ckpt_from_file(hid_t f, const char *path, ckpt_t *c) {
   if (e) {
     hid_t g = H5Gopen2(f, "optimizer", H5P_DEFAULT);
     if (g < 0) return gg_err_set(GG_EDATA, "%s: /optimizer is not a group", path);
-    int bad = gg_tool_attr_str(g, "kind", &c->opt_kind) < 0 || attr_i64(g, "t", &c->opt_t) < 0;
+    int bad = gg__h5_attr_read_dup(g, "kind", &c->opt_kind) < 0 || attr_i64(g, "t", &c->opt_t) < 0;
     if (H5Gclose(g) < 0) bad = 1;
     if (bad) return gg_err_set(GG_EDATA, "%s: unreadable /optimizer attributes", path);
     c->has_opt = 1;
@@ -568,7 +568,7 @@ static void series_free(series_t *s) {
 static int read_layer_names(hid_t f, const char *file, series_t *s) {
   char **v = calloc(s->L > 0 ? (size_t)s->L : 1, sizeof *v);
   if (!v) return gg_err_set(GG_ENOMEM, "%s: out of memory", file);
-  int e = gg_tool_attr_strs(f, "layer_names", s->L, v);
+  int e = gg__h5_attr_read_dups(f, "layer_names", s->L, v);
   if (e == 0)
     for (int l = 0; l < s->L; l++) {
       snprintf(s->names[l], sizeof s->names[l], "%s", v[l]);
@@ -660,7 +660,7 @@ static int series_load(hid_t f, const char *file, const char *prefix, int want_h
   if (d >= 0) {
     double tmp[GG_HIST_BINS + 1];
     int n;
-    if (gg_tool_attr_nums(d, "bin_edges", H5T_NO_CLASS, H5T_NATIVE_DOUBLE, tmp, GG_HIST_BINS + 1,
+    if (gg__h5_attr_read_nums(d, "bin_edges", H5T_NO_CLASS, H5T_NATIVE_DOUBLE, tmp, GG_HIST_BINS + 1,
                           GG_HIST_BINS + 1, &n) == 0)
       memcpy(s->edges, tmp, sizeof tmp);
     H5Dclose(d);

@@ -51,7 +51,7 @@
 #include <hdf5.h>
 
 #include "gradguard/error.h"
-#include "h5attr.h"
+#include "internal.h" /* gg__h5_attr_read_* */
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -237,7 +237,7 @@ out_d:
  * fixed-length strings). Returns 0 when read, -1 when it is missing or does
  * not list L names; the caller then uses "layer_NN". */
 static int gg_plot_read_names(hid_t f, int L, char **names) {
-  return gg_tool_attr_strs(f, "layer_names", L, names) == 0 ? 0 : -1;
+  return gg__h5_attr_read_dups(f, "layer_names", L, names) == 0 ? 0 : -1;
 }
 
 /* The log2 bin edges of /layers/grad_hist: nb + 1 increasing finite values. */
@@ -245,7 +245,7 @@ static int gg_plot_read_edges(hid_t f, const char *file, int nb, double *edges) 
   int n = 0, got = -1;
   hid_t d = H5Dopen2(f, "layers/grad_hist", H5P_DEFAULT);
   if (d >= 0) {
-    got = gg_tool_attr_nums(d, "bin_edges", H5T_NO_CLASS, H5T_NATIVE_DOUBLE, edges, nb + 1, nb + 1,
+    got = gg__h5_attr_read_nums(d, "bin_edges", H5T_NO_CLASS, H5T_NATIVE_DOUBLE, edges, nb + 1, nb + 1,
                             &n);
     if (H5Dclose(d) < 0 && got == 0) return gg_err_set(GG_EIO, "%s: H5Dclose", file);
   }

@@ -4,7 +4,9 @@
 # fonts-dejavu-core).
 pkg_check_modules(CAIRO REQUIRED IMPORTED_TARGET cairo)
 
-add_executable(gg-plot ${PROJECT_SOURCE_DIR}/tools/gg-plot.c ${PROJECT_SOURCE_DIR}/tools/h5attr.c)
+add_executable(gg-plot ${PROJECT_SOURCE_DIR}/tools/gg-plot.c)
+# the HDF5 attribute readers of src/internal.h
+target_include_directories(gg-plot PRIVATE ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(gg-plot PRIVATE gradguard_lib PkgConfig::CAIRO gg_warnings)
 target_compile_definitions(gg-plot PRIVATE GG_VERSION="${PROJECT_VERSION}")
 install(TARGETS gg-plot RUNTIME DESTINATION bin)
