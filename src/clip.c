@@ -400,19 +400,6 @@ static void gg__update_range(gg_optim_t *opt, float *params, const float *g, siz
 }
 
 static void gg__apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
-                             int want_stats, gg_clip_result_t *res, int take);
-
-void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
-                          int want_stats, gg_clip_result_t *res) {
-  gg__apply_update(c, opt, params, g, want_stats, res, 0);
-}
-
-void gg_clip_apply_update_take(gg_clip_t *c, gg_optim_t *opt, float *params, float *g,
-                               int want_stats, gg_clip_result_t *res) {
-  gg__apply_update(c, opt, params, g, want_stats, res, 1);
-}
-
-static void gg__apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
                              int want_stats, gg_clip_result_t *res, int take) {
   const gg_arch_t *a = c->arch;
   const gg_clip_cfg_t *k = &c->cfg;
@@ -459,6 +446,16 @@ static void gg__apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const
   }
   c->row_acc_valid = per_row && c->row_acc != NULL;
   gg_clip_update_done(c, res);
+}
+
+void gg_clip_apply_update(gg_clip_t *c, gg_optim_t *opt, float *params, const float *g,
+                          int want_stats, gg_clip_result_t *res) {
+  gg__apply_update(c, opt, params, g, want_stats, res, 0);
+}
+
+void gg_clip_apply_update_take(gg_clip_t *c, gg_optim_t *opt, float *params, float *g,
+                               int want_stats, gg_clip_result_t *res) {
+  gg__apply_update(c, opt, params, g, want_stats, res, 1);
 }
 
 void gg_clip_update_done(const gg_clip_t *c, gg_clip_result_t *res) {
